@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * external-secrets-agent <command> [flags]
  *

@@ -1,0 +1,117 @@
+/**
+ * The parts of the Pod object that the injector reads or writes, typed as the plain JSON the API
+ * server sends in an AdmissionReview.
+ *
+ * NOTE: these are our own narrow types rather than @kubernetes/client-node's models on purpose.
+ * The models type `creationTimestamp` as a Date (JSON holds a string) and would tie the pure
+ * mutation function to the library's release cycle. Fields we do not name pass through
+ * untouched: the injector only ever adds to the pod through JSON Patch, it never re-serialises it.
+ */
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid?: string }[];
+}
+
+export interface Pod {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: PodSpec;
+}
+
+export interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[] | null;
+  volumes?: Volume[] | null;
+  restartPolicy?: 'Always' | 'OnFailure' | 'Never';
+  nodeSelector?: Record<string, string>;
+  os?: { name: string };
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  securityContext?: Record<string, unknown>;
+  hostNetwork?: boolean;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  imagePullPolicy?: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+  resources?: ResourceRequirements;
+  volumeMounts?: VolumeMount[] | null;
+  securityContext?: SecurityContext;
+  restartPolicy?: 'Always';
+  startupProbe?: Probe;
+  terminationMessagePolicy?: 'File' | 'FallbackToLogsOnError';
+}
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { apiVersion?: string; fieldPath: string } };
+}
+
+export interface ResourceRequirements {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  subPath?: string;
+  subPathExpr?: string;
+}
+
+export interface SecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  runAsGroup?: number;
+  allowPrivilegeEscalation?: boolean;
+  privileged?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  capabilities?: { drop?: string[]; add?: string[] };
+  seccompProfile?: { type: string };
+}
+
+export interface Probe {
+  exec: { command: string[] };
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+  initialDelaySeconds?: number;
+}
+
+export interface KeyToPath {
+  key: string;
+  path: string;
+}
+
+export interface Volume {
+  name: string;
+  emptyDir?: { medium?: string; sizeLimit?: string };
+  projected?: { defaultMode?: number; sources: VolumeProjection[] };
+  [source: string]: unknown;
+}
+
+export interface VolumeProjection {
+  serviceAccountToken?: { audience?: string; expirationSeconds?: number; path: string };
+  configMap?: { name: string; items?: KeyToPath[]; optional?: boolean };
+  downwardAPI?: { items: { path: string; fieldRef: { apiVersion?: string; fieldPath: string } }[] };
+}
+
+/** `namespace/name` for messages and logs; a pod created with generateName shows its prefix. */
+export function podRef(pod: Pod): string {
+  const meta = pod.metadata ?? {};
+  const name = meta.name || (meta.generateName ? `${meta.generateName}<generated>` : '<unnamed>');
+  return `${meta.namespace || '<no namespace>'}/${name}`;
+}

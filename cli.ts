@@ -17,6 +17,22 @@ const commands: Record<string, Command> = {
     summary: 'print the identity the API server sees for this pod (SelfSubjectReview)',
     run: async (args) => (await import('./agent/whoami.ts')).whoami(args),
   },
+  injector: {
+    summary: 'serve the mutating admission webhook that injects the agent into pods',
+    run: async (args) => (await import('./injector/main.ts')).runInjector(args),
+  },
+  init: {
+    summary: 'sync every ExternalSecret of the pod once, then exit (init container)',
+    run: async (args) => (await import('./agent/init.ts')).runInit(args),
+  },
+  sidecar: {
+    summary: 'keep every ExternalSecret of the pod in sync until SIGTERM',
+    run: async (args) => (await import('./agent/sidecar.ts')).runSidecar(args),
+  },
+  ready: {
+    summary: "exit 0 once the sidecar has synced everything (for the sidecar's startupProbe)",
+    run: async (args) => (await import('./agent/sidecar.ts')).runReadyProbe(args),
+  },
   version: {
     summary: 'print the version',
     run: async () => {

@@ -12,12 +12,16 @@ export interface LogFields {
   pod?: string;
   externalSecret?: string;
   store?: string;
+  /** Name of a target Secret (never its data). */
+  target?: string;
   provider?: string;
   key?: string;
   keys?: string[];
   file?: string;
   attempt?: number;
   durationMs?: number;
+  /** Wait before the next attempt or refresh. */
+  delayMs?: number;
   errCode?: string;
   err?: string;
 }

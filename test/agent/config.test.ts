@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { describeSettings, loadConfig } from '../../agent/config.ts';
+import { ConfigError } from '../../agent/errors.ts';
+
+const base = {
+  ESA_POD_NAME: 'app-1',
+  ESA_POD_NAMESPACE: 'prod',
+  ESA_EXTERNAL_SECRETS: 'database, db-connection-string,database',
+  ESA_OUTPUT_DIR: '/run/esa',
+};
+
+describe('loadConfig', () => {
+  it('reads the injector contract and fills in defaults', () => {
+    const c = loadConfig(base);
+    assert.deepEqual(c.externalSecrets, ['database', 'db-connection-string']);
+    assert.equal(c.serviceAccount, 'default');
+    assert.equal(c.refreshInterval, undefined);
+    assert.equal(c.fileMode, 0o440);
+    assert.equal(c.readyFile, '/run/esa/..ready');
+    assert.equal(c.terminationLog, '/dev/termination-log');
+    assert.equal(c.kubeTokenFile, '/var/run/secrets/kubernetes.io/serviceaccount/token');
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it('takes ESA_REFRESH_INTERVAL as a Go duration, "0" included', () => {
+    assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '1h30m' }).refreshInterval, 5_400_000);
+    assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '0' }).refreshInterval, 0);
+  });
+
+  const bad = [
+    { name: 'a missing pod name', env: { ...base, ESA_POD_NAME: '' }, variable: 'ESA_POD_NAME' },
+    {
+      name: 'a missing output folder',
+      env: { ...base, ESA_OUTPUT_DIR: undefined },
+      variable: 'ESA_OUTPUT_DIR',
+    },
+    {
+      name: 'an empty ExternalSecret list',
+      env: { ...base, ESA_EXTERNAL_SECRETS: ' , ' },
+      variable: 'ESA_EXTERNAL_SECRETS',
+    },
+    {
+      name: 'an invalid ExternalSecret name',
+      env: { ...base, ESA_EXTERNAL_SECRETS: 'Bad_Name' },
+      variable: 'ESA_EXTERNAL_SECRETS',
+    },
+    {
+      name: 'a malformed refresh interval',
+      env: { ...base, ESA_REFRESH_INTERVAL: 'hourly' },
+      variable: 'ESA_REFRESH_INTERVAL',
+    },
+    {
+      name: 'a file mode that is not octal',
+      env: { ...base, ESA_FILE_MODE: '644x' },
+      variable: 'ESA_FILE_MODE',
+    },
+  ];
+  for (const c of bad) {
+    it(`names ${c.variable} for ${c.name}`, () => {
+      assert.throws(
+        () => loadConfig(c.env),
+        (err: Error) => err instanceof ConfigError && err.message.startsWith(c.variable),
+      );
+    });
+  }
+
+  it('lists every setting with its variable for --help', () => {
+    assert.match(describeSettings(), /ESA_EXTERNAL_SECRETS/);
+    assert.match(describeSettings(), /ESA_REFRESH_INTERVAL/);
+  });
+});

@@ -37,6 +37,8 @@ export interface ControlPlaneInfo {
   adminKeyFile: string;
   kubeconfigFile: string;
   saPublicKeyFile: string;
+  /** The API server's audit log (JSON lines, level Metadata): what each user did. */
+  auditLogFile: string;
 }
 
 export interface ControlPlane extends ControlPlaneInfo {
@@ -74,6 +76,11 @@ export async function startControlPlane(options: { logDir?: string } = {}): Prom
   issueCert(dir, ca, 'serving', { commonName: 'kube-apiserver', hosts: ['127.0.0.1', 'localhost'] });
   issueCert(dir, ca, 'admin', { commonName: 'admin', organizations: ['system:masters'], client: true });
   const sa = createSigningKey(dir);
+  // Audit every request at Metadata level (never request or response bodies, which would hold
+  // Secret data): tests read it to prove who wrote what, or that nothing was written.
+  const auditPolicy = path.join(dir, 'audit-policy.yaml');
+  writeFileSync(auditPolicy, 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n');
+  const auditLogFile = path.join(logDir, `audit-${path.basename(dir)}.log`);
 
   const [etcdClient, etcdPeer, port] = [await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${port}`;
@@ -107,6 +114,8 @@ export async function startControlPlane(options: { logDir?: string } = {}): Prom
       `--api-audiences=${[server, ...EXTRA_AUDIENCES].join(',')}`,
       '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
+      `--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLogFile}`,
+      '--audit-log-mode=blocking', '--audit-log-format=json',
       '--profiling=false', '--v=1',
     ], { logDir });
     processes.push(apiserver);
@@ -117,6 +126,7 @@ export async function startControlPlane(options: { logDir?: string } = {}): Prom
       adminCertFile: path.join(dir, 'admin.crt'), adminKeyFile: path.join(dir, 'admin.key'),
       kubeconfigFile: path.join(dir, 'kubeconfig'),
       saPublicKeyFile: sa.pub,
+      auditLogFile,
     };
     writeFileSync(info.kubeconfigFile, kubeconfigYaml(info));
     const agent = new https.Agent({
@@ -199,6 +209,29 @@ export async function createNamespace(cp: ControlPlane, name: string, labels: Re
     namespace: name,
     body: { metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': cp.caPem } },
   });
+}
+
+export interface AuditEvent {
+  verb: string;
+  user: { username: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+}
+
+/** Audit events recorded so far, optionally only those of one user (e.g. a service account). */
+export function auditEvents(cp: ControlPlaneInfo, username?: string): AuditEvent[] {
+  let text = '';
+  try {
+    text = readFileSync(cp.auditLogFile, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AuditEvent)
+    .filter((e) => username === undefined || e.user.username === username);
 }
 
 /** The running shared control plane described by $ESA_TEST_ENV, if scripts/test.ts started one. */

@@ -1,0 +1,99 @@
+/**
+ * Runs the product's injector as a process (`external-secrets-agent injector`, from cli.ts or
+ * the esbuild bundle) with a serving certificate signed by the test control plane's CA, and
+ * registers it with the API server through a MutatingWebhookConfiguration that calls
+ * https://127.0.0.1:<port>/mutate. The API server then sends it every opted-in pod it admits.
+ *
+ * NOTE: the webhook is registered with clientConfig.url, not clientConfig.service: a service
+ * would make the API server dial a ClusterIP, which is neither loopback nor reachable here. The
+ * chart's service form is checked with `helm template` instead.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import type { ControlPlane } from './control-plane.ts';
+import { issueCert } from './pki.ts';
+import { freePort, logRoot, startProcess, waitFor, type Managed } from './processes.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export const INJECT_LABEL = 'agent.external-secrets.io/inject';
+
+export interface RunningInjector {
+  url: string;
+  process: Managed;
+  webhookName: string;
+  /** Deletes the webhook configuration, then stops the process (in that order, so no pod
+   * creation is left failing closed against a stopped injector). */
+  stop(): Promise<void>;
+}
+
+export interface StartInjectorOptions {
+  /** Namespaces whose pods the webhook sees; keeps test files from catching each other's pods. */
+  namespaces: string[];
+  /** Run the esbuild bundle at this path instead of cli.ts. */
+  bundle?: string;
+  /** Extra flags for `external-secrets-agent injector`. */
+  args?: string[];
+  logDir?: string;
+}
+
+export async function startInjector(cp: ControlPlane, options: StartInjectorOptions): Promise<RunningInjector> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'esa-injector-'));
+  const cert = issueCert(dir, cp.ca, 'injector', { commonName: 'esa-injector', hosts: ['127.0.0.1'] });
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const entry = options.bundle ?? path.join(repoRoot, 'cli.ts');
+  const proc = startProcess(`injector-${port}`, process.execPath, [
+    entry, 'injector',
+    '--host=127.0.0.1', `--port=${port}`,
+    `--tls-cert-file=${cert.cert}`, `--tls-key-file=${cert.key}`,
+    '--agent-image=external-secrets-agent:dev', '--log-level=debug',
+    ...(options.args ?? []),
+  ], { logDir: options.logDir ?? logRoot() });
+
+  const agent = new https.Agent({ ca: cp.caPem });
+  await waitFor('injector /healthz', () => new Promise((resolve, reject) => {
+    https.get(`${url}/healthz`, { agent }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    }).on('error', reject);
+  }), { proc, timeoutMs: 30_000 });
+  agent.destroy();
+
+  const admission = cp.kubeConfig.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const webhookName = `esa-injector-${port}`;
+  await admission.createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: webhookName },
+      webhooks: [{
+        name: 'inject.agent.external-secrets.io',
+        admissionReviewVersions: ['v1'],
+        clientConfig: { url: `${url}/mutate`, caBundle: Buffer.from(cp.caPem).toString('base64') },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        objectSelector: { matchLabels: { [INJECT_LABEL]: 'true' } },
+        namespaceSelector: {
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: options.namespaces }],
+        },
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        timeoutSeconds: 10,
+        reinvocationPolicy: 'IfNeeded',
+      }],
+    },
+  });
+
+  return {
+    url,
+    process: proc,
+    webhookName,
+    stop: async () => {
+      await admission.deleteMutatingWebhookConfiguration({ name: webhookName }).catch(() => undefined);
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -67,9 +67,16 @@ export async function getExternalSecret(
     if (err instanceof KubeApiError && err.status === 404)
       throw new NotFoundError(`${id} does not exist`);
     const e = err as { code?: string; message?: string };
+    // NOTE: a Role that lists resourceNames answers 403, not 404, for a name it does not list,
+    // so a typo in the pod's annotation looks like a permission problem. Say both.
+    const hint =
+      err instanceof KubeApiError && err.status === 403
+        ? ' (check that the name in the agent.external-secrets.io/external-secrets annotation' +
+          " is right and that the pod's service account may get it)"
+        : '';
     throw new AgentError(
       e.code ?? 'ERR_UNEXPECTED',
-      `${id}: cannot read it: ${e.message ?? String(err)}`,
+      `${id}: cannot read it: ${e.message ?? String(err)}${hint}`,
     );
   }
 }

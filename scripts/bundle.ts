@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = path.join(root, 'dist', 'external-secrets-agent.mjs');
+// ESA_BUNDLE_OUT writes elsewhere (the tests bundle into a temporary folder).
+const outfile = process.env.ESA_BUNDLE_OUT || path.join(root, 'dist', 'external-secrets-agent.mjs');
 // The interpreter line: the image has no /usr/bin/env, so its build sets ESA_BUNDLE_NODE.
 const node = process.env.ESA_BUNDLE_NODE || '/usr/bin/env node';
 

@@ -53,3 +53,16 @@ export function kubectl(kubeconfigFile: string, args: string[], input?: string):
   });
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
+
+/**
+ * Bundles the CLI with esbuild (scripts/bundle.ts) into `file`, so tests run the very file the
+ * image would hold, as injector and as agent.
+ */
+export function buildBundle(file: string): string {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'bundle.ts')], {
+    env: { ...process.env, ESA_BUNDLE_OUT: file },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`esbuild bundle failed: ${r.stderr}`);
+  return file;
+}

@@ -50,11 +50,18 @@ function optionalDuration(raw: string, env: string): number | undefined {
   return raw === '' ? undefined : duration(raw, env);
 }
 
+/**
+ * An octal mode from 0400 to 0777: the agent itself must be able to read its files back, to
+ * tell whether a set changed.
+ */
 function fileMode(raw: string, env: string): number {
-  if (!/^0?[0-7]{3}$/.test(raw)) {
-    throw new ConfigError(`${env}: expected an octal file mode such as 0440, got "${raw}"`);
+  const mode = /^0?[0-7]{3}$/.test(raw) ? parseInt(raw, 8) : NaN;
+  if (!(mode >= 0o400 && mode <= 0o777)) {
+    throw new ConfigError(
+      `${env}: expected an octal file mode from 0400 to 0777 such as 0440, got "${raw}"`,
+    );
   }
-  return parseInt(raw, 8);
+  return mode;
 }
 
 const settings = {
@@ -88,7 +95,7 @@ const settings = {
   },
   fileMode: {
     env: 'ESA_FILE_MODE',
-    help: 'octal mode of the secret files (the app must be able to read them: same uid or fsGroup)',
+    help: 'octal mode of the secret files, 0400-0777; their folders get the matching r-x bits',
     default: '0440',
     parse: fileMode,
   },
@@ -134,9 +141,9 @@ const settings = {
     default: '',
     parse: text,
   },
-  awsTokenFile: {
-    env: 'ESA_AWS_TOKEN_FILE',
-    help: 'projected token (audience sts.amazonaws.com) used with an AWS store role; else AWS_WEB_IDENTITY_TOKEN_FILE',
+  providerTokenFile: {
+    env: 'ESA_PROVIDER_TOKEN_FILE',
+    help: "projected token with the provider's audience; AWS: web identity for a store role",
     default: '',
     parse: text,
   },
@@ -177,6 +184,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** One line per setting, for `--help`. */
 export function describeSettings(): string {
   return Object.values(settings as Record<string, Setting<unknown>>)
-    .map((s) => `  ${s.env.padEnd(22)} ${s.help}${s.default ? ` (default ${s.default})` : ''}`)
+    .map((s) => `  ${s.env.padEnd(24)} ${s.help}${s.default ? ` (default ${s.default})` : ''}`)
     .join('\n');
 }

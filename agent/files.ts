@@ -20,6 +20,10 @@
  *
  * Folders whose names start with `..` are ours; target names (Kubernetes object names) never
  * start with a dot, and `_` never appears in them, so `..<target>_` is unambiguous.
+ *
+ * Permissions: files get the mode the injector chose (ESA_FILE_MODE), and each folder lets the
+ * same principals list and enter it ({@link dirModeFor}: 0440 files sit in 0750 folders, 0444
+ * files in 0755 ones). Only the owner, the agent, may write to a folder.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -68,6 +72,22 @@ async function currentDir(root: string, target: string): Promise<string | undefi
   }
 }
 
+/**
+ * The mode of a folder that holds files of mode `fileMode`: read and search (r-x) for group and
+ * others where the files are readable by them, and rwx for the owner.
+ *
+ * NOTE: the owner keeps the write bit on purpose. Without it a non-root process cannot delete
+ * the files inside, not even its own: neither the agent when it drops the set before last, nor
+ * whoever cleans up the volume without root (the test kubelet, a developer). It opens nothing
+ * to the app: the app's mount of the volume is read-only.
+ */
+export function dirModeFor(fileMode: number): number {
+  let mode = 0o700;
+  if (fileMode & 0o040) mode |= 0o050;
+  if (fileMode & 0o004) mode |= 0o005;
+  return mode;
+}
+
 async function sameContent(
   dir: string,
   data: Record<string, Buffer>,
@@ -75,6 +95,7 @@ async function sameContent(
 ): Promise<boolean> {
   let names: string[];
   try {
+    if (((await stat(dir)).mode & 0o777) !== dirModeFor(mode)) return false;
     names = await readdir(dir);
   } catch {
     return false;
@@ -95,7 +116,7 @@ async function sameContent(
 
 /**
  * Writes `data` as the files of `target` under `root`, atomically as described above.
- * `mode` is the files' mode (folders get 0755 so a reader with another uid can enter them).
+ * `mode` is the files' mode; their folder gets {@link dirModeFor}(`mode`).
  */
 export async function writeTargetFiles(
   root: string,
@@ -113,13 +134,13 @@ export async function writeTargetFiles(
   // 1. the complete new set, in a folder nobody looks at yet
   const stamp = new Date().toISOString().replace(/[-:.]/g, '');
   const dir = `..${target}_${stamp}_${randomBytes(4).toString('hex')}`;
-  await mkdir(join(root, dir), { mode: 0o755 });
-  await chmod(join(root, dir), 0o755); // the umask may have narrowed it
+  await mkdir(join(root, dir), { mode: 0o700 });
   for (const [key, value] of Object.entries(data)) {
     const path = join(root, dir, key);
     await writeFile(path, value, { mode, flag: 'wx' });
-    await chmod(path, mode);
+    await chmod(path, mode); // the umask may have narrowed it
   }
+  await chmod(join(root, dir), dirModeFor(mode)); // opened to the readers only once complete
 
   // 2. swap: a new symlink renamed over the old one
   const link = join(root, `..${target}_link`);

@@ -126,6 +126,34 @@ export const TOKEN_AUDIENCE_ANNOTATION = `${PREFIX}token-audience`;
  */
 export const TOKEN_EXPIRATION_SECONDS_ANNOTATION = `${PREFIX}token-expiration-seconds`;
 
+/**
+ * Octal mode of the secret files the agent writes, from `0400` to `0777`, such as `"0440"` or
+ * `"0444"`; the folders get the matching read and search bits (`0440` files, `0750` folders).
+ * Default: `0440` when every container that mounts the files runs as the agent's uid (see
+ * {@link RUN_AS_USER_ANNOTATION}) or its gid, else `0444`, with an admission warning, because the
+ * files must stay readable by an app whose uid the injector cannot tell. The agent always needs
+ * to read its own files, hence the `0400` floor.
+ */
+export const FILE_MODE_ANNOTATION = `${PREFIX}file-mode`;
+
+/**
+ * uid of the agent containers, a whole number from 1 to 2147483647 (the agent never runs as
+ * root, so the pod passes Pod Security "restricted"). The agent owns the files it writes, so
+ * set this to the uid the app runs as when only its image's `USER` says so, which the injector
+ * cannot see; the files are then `0440`. Default: the `runAsUser` that every container that
+ * mounts the files shares (container level, else pod level) when there is one and it is not 0,
+ * else 65532. The pod's own `securityContext` (its `fsGroup` included) is never changed.
+ */
+export const RUN_AS_USER_ANNOTATION = `${PREFIX}run-as-user`;
+
+/**
+ * gid of the agent containers, a whole number from 1 to 2147483647; files the agent writes
+ * belong to it (unless the pod's `fsGroup` owns the volume). Default: when the agent runs as the
+ * app's uid, the `runAsGroup` every container that mounts the files shares, if any; else the
+ * same number as the agent's uid.
+ */
+export const RUN_AS_GROUP_ANNOTATION = `${PREFIX}run-as-group`;
+
 /** Every key under {@link PREFIX} that the injector understands, as an annotation. */
 export const KNOWN_ANNOTATIONS: readonly string[] = [
   INJECT_LABEL, // accepted (and ignored) as an annotation too: opting in is done by the label
@@ -143,6 +171,9 @@ export const KNOWN_ANNOTATIONS: readonly string[] = [
   AGENT_MEMORY_LIMIT_ANNOTATION,
   TOKEN_AUDIENCE_ANNOTATION,
   TOKEN_EXPIRATION_SECONDS_ANNOTATION,
+  FILE_MODE_ANNOTATION,
+  RUN_AS_USER_ANNOTATION,
+  RUN_AS_GROUP_ANNOTATION,
 ];
 
 const knownNames = KNOWN_ANNOTATIONS.slice(1)
@@ -159,6 +190,10 @@ export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
 export const MAX_TOKEN_EXPIRATION_SECONDS = 86_400;
 export const MIN_REFRESH_INTERVAL_MS = 1000;
 const MIN_MEMORY_BYTES = 2 ** 20;
+export const MIN_FILE_MODE = 0o400;
+export const MAX_FILE_MODE = 0o777;
+/** Highest uid or gid Kubernetes accepts in a securityContext. */
+export const MAX_ID = 2_147_483_647;
 
 /** Agent resources set by annotations; a field is absent when the injector default applies. */
 export interface ResourceOverrides {
@@ -185,6 +220,10 @@ export interface PodOptions {
   resources: ResourceOverrides;
   tokenAudience?: string;
   tokenExpirationSeconds?: number;
+  /** Mode of the secret files, as a number (`0o440`). */
+  fileMode?: number;
+  runAsUser?: number;
+  runAsGroup?: number;
 }
 
 export type ParseResult =
@@ -271,6 +310,22 @@ export function parseAnnotations(pod: Pod): ParseResult {
       );
     } else options.tokenExpirationSeconds = seconds;
   }
+
+  const fileMode = get(FILE_MODE_ANNOTATION);
+  if (fileMode !== undefined) {
+    const mode = /^0?[0-7]{3}$/.test(fileMode) ? parseInt(fileMode, 8) : NaN;
+    if (!(mode >= MIN_FILE_MODE && mode <= MAX_FILE_MODE)) {
+      fail(
+        FILE_MODE_ANNOTATION,
+        `expected an octal file mode from 0400 to 0777 such as 0440, got ${quote(fileMode)}`,
+      );
+    } else options.fileMode = mode;
+  }
+
+  const runAsUser = parseId(RUN_AS_USER_ANNOTATION, get(RUN_AS_USER_ANNOTATION), 'uid', fail);
+  if (runAsUser !== undefined) options.runAsUser = runAsUser;
+  const runAsGroup = parseId(RUN_AS_GROUP_ANNOTATION, get(RUN_AS_GROUP_ANNOTATION), 'gid', fail);
+  if (runAsGroup !== undefined) options.runAsGroup = runAsGroup;
 
   return problems.length > 0 ? { ok: false, problems } : { ok: true, options };
 }
@@ -420,6 +475,23 @@ function parseBoolean(
   if (value === 'true' || value === 'false') return value === 'true';
   fail(key, `expected "true" or "false", got ${quote(value)}`);
   return fallback;
+}
+
+/** A non-zero uid or gid; 0 is refused because the agent must not run as root. */
+function parseId(
+  key: string,
+  value: string | undefined,
+  kind: 'uid' | 'gid',
+  fail: Fail,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const id = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (id >= 1 && id <= MAX_ID) return id;
+  fail(
+    key,
+    `expected a ${kind} from 1 to ${MAX_ID} (the agent never runs as root), got ${quote(value)}`,
+  );
+  return undefined;
 }
 
 function splitList(value: string): string[] {

@@ -67,7 +67,7 @@ export const SETTINGS = {
     flag: 'agent-image',
     env: 'ESA_AGENT_IMAGE',
     default: undefined,
-    help: 'image of the injected agent containers (required)',
+    help: 'image of the injected agent containers',
   },
   imagePullPolicy: {
     flag: 'agent-image-pull-policy',

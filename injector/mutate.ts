@@ -17,7 +17,9 @@
  *    containers and init containers (all of them, or those the `containers` annotation names).
  * 4. A projected volume, for the agent only, holding its own service-account tokens, the
  *    cluster CA and the namespace. It does not depend on `automountServiceAccountToken`.
- * 5. The status annotation, which turns every later pass into an empty patch.
+ * 5. The agent's uid, gid and file mode, chosen so the app can read the files (see
+ *    `chooseFileAccess`); the pod's own security context is never changed.
+ * 6. The status annotation, which turns every later pass into an empty patch.
  *
  * A pod that cannot be injected as asked is refused with an AdmissionError that names every
  * annotation or field at fault. The result is returned, never thrown: a throw from here is a bug.
@@ -35,6 +37,7 @@ import {
   parseAnnotations,
   type LogLevel,
   type PodOptions,
+  RUN_AS_USER_ANNOTATION,
   STATUS_ANNOTATION,
   STATUS_INJECTED,
 } from './annotations.ts';
@@ -43,6 +46,7 @@ import type {
   Container,
   EnvVar,
   Pod,
+  PodSecurityContext,
   Probe,
   ResourceRequirements,
   SecurityContext,
@@ -66,7 +70,11 @@ export const TOKEN_VOLUME_NAME = 'inject-token';
 export const AGENT_TOKEN_DIR = '/var/run/secrets/external-secrets-agent';
 /** Token for the Kubernetes API: no explicit audience, so the API server's own audiences apply. */
 export const KUBE_TOKEN_FILE = 'token';
-/** Token for the secret provider, with the provider's audience (`token-audience`). */
+/**
+ * Token for the secret provider, with the provider's audience (`token-audience`), handed to the
+ * agent as ESA_PROVIDER_TOKEN_FILE. One file serves whichever provider the pod uses: AWS web
+ * identity (audience sts.amazonaws.com), a Vault role bound to an audience, and so on.
+ */
 export const PROVIDER_TOKEN_FILE = 'provider-token';
 /** The audience AWS STS expects in a web-identity token (the default provider audience). */
 export const AWS_STS_AUDIENCE = 'sts.amazonaws.com';
@@ -112,7 +120,10 @@ export interface InjectorSettings {
   tokenExpirationSeconds: number;
   /** Default of `log-level`. */
   logLevel: LogLevel;
-  /** Non-zero uid and gid of the agent containers. */
+  /**
+   * Non-zero uid and gid of the agent containers when neither the app's securityContext nor an
+   * annotation decides them (see `chooseFileAccess`).
+   */
   agentUid: number;
 }
 
@@ -185,6 +196,7 @@ interface Plan {
   tokenAudience?: string;
   tokenExpirationSeconds: number;
   logLevel: LogLevel;
+  access: FileAccess;
 }
 
 function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings): Plan {
@@ -214,6 +226,7 @@ function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings
     }
   }
 
+  const access = chooseFileAccess(targets, spec.securityContext ?? {}, options, settings, warnings);
   const { hasInit, sidecar } = chooseAgentContainers(options, spec, settings, warnings, fail);
   const { secretsVolume, tokenVolume } = chooseVolumeNames(pod, warnings);
 
@@ -232,6 +245,7 @@ function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings
     tokenAudience: options.tokenAudience ?? settings.tokenAudience,
     tokenExpirationSeconds: options.tokenExpirationSeconds ?? settings.tokenExpirationSeconds,
     logLevel: options.logLevel ?? settings.logLevel,
+    access,
   };
 }
 
@@ -294,6 +308,104 @@ function chooseAgentContainers(
     );
   }
   return { hasInit, sidecar: 'none' };
+}
+
+/** Who the agent runs as and the mode of the files it writes. */
+interface FileAccess {
+  uid: number;
+  gid: number;
+  /** As a number: 0o440. */
+  fileMode: number;
+}
+
+/**
+ * NOTE: the API server may cut an admission warning longer than this, so longer lists of
+ * container names are shortened to "N more".
+ */
+const MAX_WARNING_LENGTH = 256;
+
+/** Default file mode when every container that mounts the files is their owner or group. */
+export const PRIVATE_FILE_MODE = 0o440;
+/** Default file mode otherwise: readable by every container that mounts the files. */
+export const SHARED_FILE_MODE = 0o444;
+
+/**
+ * Chooses the agent's uid and gid and the mode of its files, so the app can read the files
+ * without making them world-readable where that can be avoided. The agent owns what it writes.
+ *
+ * - Every container that mounts the files (`targets`) runs as one known non-root uid (its
+ *   `runAsUser`, else the pod's): the agent runs as that uid, with the `runAsGroup` they all
+ *   share if any (else the same number), and the files are 0440.
+ * - The uids differ, or one is unknown (it comes from the image's USER, which the webhook cannot
+ *   see), or one is 0: the agent keeps `settings.agentUid` and the files are 0444, with a
+ *   warning. A root app does not make the agent root: the agent must pass Pod Security
+ *   "restricted", and 0444 is readable by root even without capabilities.
+ * - The `run-as-user`, `run-as-group` and `file-mode` annotations override each part. With
+ *   `run-as-user`, a container of unknown uid is taken to run as that uid.
+ *
+ * NOTE: the pod's `fsGroup` is never set or changed; it would change the group of every volume
+ * the pod mounts, not just ours.
+ */
+function chooseFileAccess(
+  targets: Container[],
+  podContext: PodSecurityContext,
+  options: PodOptions,
+  settings: InjectorSettings,
+  warnings: string[],
+): FileAccess {
+  const apps = targets.map((c) => ({
+    name: c.name,
+    uid: knownId(c.securityContext?.runAsUser ?? podContext.runAsUser),
+    gid: knownId(c.securityContext?.runAsGroup ?? podContext.runAsGroup),
+  }));
+
+  // The agent's identity: the annotation, else the one the app containers share, else ours.
+  const appUid = sharedNonRootId(apps.map((a) => a.uid));
+  const appGid = sharedNonRootId(apps.map((a) => a.gid));
+  const uid = options.runAsUser ?? appUid ?? settings.agentUid;
+  const gid = options.runAsGroup ?? (uid === appUid ? appGid : undefined) ?? uid;
+
+  if (options.fileMode !== undefined) return { uid, gid, fileMode: options.fileMode };
+
+  // Containers that 0440 might shut out: neither owner nor group of the files.
+  const isVouchedFor = (a: { uid?: number }) =>
+    a.uid === undefined && options.runAsUser !== undefined;
+  const shutOut = apps.filter((a) => a.uid !== uid && a.gid !== gid && !isVouchedFor(a));
+  if (shutOut.length === 0) return { uid, gid, fileMode: PRIVATE_FILE_MODE };
+
+  warnings.push(sharedModeWarning(shutOut));
+  return { uid, gid, fileMode: SHARED_FILE_MODE };
+}
+
+/** Why the files are 0444 and how to get 0440, naming as many containers as fit. */
+function sharedModeWarning(shutOut: { name: string; uid?: number | undefined }[]): string {
+  const message = (who: string) =>
+    `secret files are mode 0444, readable by every container that mounts them: 0440 could ` +
+    `shut out ${who}; for 0440, give them one non-root runAsUser or set ${RUN_AS_USER_ANNOTATION}`;
+  const who = (shown: number) => {
+    const named = shutOut
+      .slice(0, shown)
+      .map((a) => `${a.name} (${a.uid === undefined ? 'uid unknown' : `uid ${a.uid}`})`);
+    const rest = shutOut.length - shown;
+    if (rest > 0 && shown > 0) named.push(`${rest} more`);
+    if (rest > 0 && shown === 0) named.push(rest === 1 ? 'one container' : `${rest} containers`);
+    return named.join(', ');
+  };
+  let shown = shutOut.length;
+  while (shown > 0 && message(who(shown)).length > MAX_WARNING_LENGTH) shown--;
+  return message(who(shown));
+}
+
+/** A uid or gid from a securityContext, or undefined when unset or not a valid id. */
+function knownId(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** The id every entry has, if they all have the same non-zero one. */
+function sharedNonRootId(ids: (number | undefined)[]): number | undefined {
+  const first = ids[0];
+  if (first === undefined || first === 0) return undefined;
+  return ids.every((id) => id === first) ? first : undefined;
 }
 
 /** Names for our two volumes that do not clash with the pod's, with warnings for what to know. */
@@ -567,7 +679,7 @@ function agentContainer(
       { name: plan.secretsVolume, mountPath: plan.mountPath },
       { name: plan.tokenVolume, mountPath: AGENT_TOKEN_DIR, readOnly: true },
     ],
-    securityContext: restrictedSecurityContext(settings.agentUid),
+    securityContext: restrictedSecurityContext(plan.access.uid, plan.access.gid),
     // The agent writes a one-line reason to its termination message on failure; if it dies
     // before it can, the kubelet falls back to the last log lines, which hold no secret values.
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -589,17 +701,17 @@ function agentEnv(plan: Plan): EnvVar[] {
     field('ESA_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
     { name: 'ESA_EXTERNAL_SECRETS', value: plan.options.externalSecrets.join(',') },
     { name: 'ESA_OUTPUT_DIR', value: plan.mountPath },
+    { name: 'ESA_FILE_MODE', value: `0${plan.access.fileMode.toString(8)}` },
     { name: 'ESA_LOG_LEVEL', value: plan.logLevel },
     { name: 'ESA_KUBE_TOKEN_FILE', value: `${AGENT_TOKEN_DIR}/${KUBE_TOKEN_FILE}` },
     { name: 'ESA_KUBE_CA_FILE', value: `${AGENT_TOKEN_DIR}/${CA_FILE}` },
   ];
   if (plan.tokenAudience !== undefined) {
+    // NOTE: one variable whatever the audience; the provider that uses the file (AWS web
+    // identity, Vault, Azure, ...) needs the audience its server expects, which is what the
+    // token-audience annotation is for.
     const file = `${AGENT_TOKEN_DIR}/${PROVIDER_TOKEN_FILE}`;
     env.push({ name: 'ESA_PROVIDER_TOKEN_FILE', value: file });
-    // The agent's AWS provider reads its web-identity token from ESA_AWS_TOKEN_FILE, which must
-    // carry the STS audience; any other audience would only fail later, at AssumeRole.
-    if (plan.tokenAudience === AWS_STS_AUDIENCE)
-      env.push({ name: 'ESA_AWS_TOKEN_FILE', value: file });
   }
   if (plan.options.refreshInterval !== undefined) {
     env.push({ name: 'ESA_REFRESH_INTERVAL', value: plan.options.refreshInterval });
@@ -608,11 +720,11 @@ function agentEnv(plan: Plan): EnvVar[] {
 }
 
 /** Passes Pod Security "restricted" on its own, whatever the pod-level context says. */
-function restrictedSecurityContext(uid: number): SecurityContext {
+function restrictedSecurityContext(uid: number, gid: number): SecurityContext {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
-    runAsGroup: uid,
+    runAsGroup: gid,
     allowPrivilegeEscalation: false,
     privileged: false,
     readOnlyRootFilesystem: true,

@@ -34,8 +34,17 @@ export interface PodSpec {
   os?: { name: string };
   serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
-  securityContext?: Record<string, unknown>;
+  securityContext?: PodSecurityContext;
   hostNetwork?: boolean;
+}
+
+/** The pod-level security context; the injector reads it and never changes it. */
+export interface PodSecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
+  [field: string]: unknown;
 }
 
 export interface Container {

@@ -8,8 +8,10 @@
  *    audience sts.amazonaws.com unless the ref lists audiences, bound to the pod) for that
  *    service account, which must be the pod's own. The role is the store's `role`, else the
  *    account's `eks.amazonaws.com/role-arn` annotation (reading it needs `get serviceaccounts`).
- * 3. The store's `role` with a projected token file (ESA_AWS_TOKEN_FILE, else the
- *    AWS_WEB_IDENTITY_TOKEN_FILE that IRSA injects): web identity for that role.
+ * 3. The store's `role` with a projected token file (ESA_PROVIDER_TOKEN_FILE, else the
+ *    AWS_WEB_IDENTITY_TOKEN_FILE that IRSA injects): web identity for that role. The injector's
+ *    provider token has audience sts.amazonaws.com unless the pod's `token-audience`
+ *    annotation names another, in which case STS refuses it.
  * 4. Otherwise the SDK's default chain: environment keys, IRSA (AWS_ROLE_ARN +
  *    AWS_WEB_IDENTITY_TOKEN_FILE), EKS Pod Identity, shared config, and instance metadata.
  *    With static keys (1) or the default chain (4), a store `role` is assumed on top (AssumeRole).
@@ -209,7 +211,7 @@ export async function resolveAwsCredentials(
   if (aws.auth?.jwt) {
     return { mode: 'jwt', credentials: await jwtCredentials(aws, region, sessionName, label, ctx) };
   }
-  const tokenFile = ctx.config.awsTokenFile || ctx.env.AWS_WEB_IDENTITY_TOKEN_FILE;
+  const tokenFile = ctx.config.providerTokenFile || ctx.env.AWS_WEB_IDENTITY_TOKEN_FILE;
   if (aws.role && tokenFile) {
     return {
       mode: 'tokenFile',

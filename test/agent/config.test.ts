@@ -23,6 +23,17 @@ describe('loadConfig', () => {
     assert.ok(Object.isFrozen(c));
   });
 
+  it('takes the file mode and the provider token file the injector sets', () => {
+    const c = loadConfig({
+      ...base,
+      ESA_FILE_MODE: '0444',
+      ESA_PROVIDER_TOKEN_FILE: '/var/run/secrets/external-secrets-agent/provider-token',
+    });
+    assert.equal(c.fileMode, 0o444);
+    assert.equal(c.providerTokenFile, '/var/run/secrets/external-secrets-agent/provider-token');
+    assert.equal(loadConfig(base).providerTokenFile, '');
+  });
+
   it('takes ESA_REFRESH_INTERVAL as a Go duration, "0" included', () => {
     assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '1h30m' }).refreshInterval, 5_400_000);
     assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '0' }).refreshInterval, 0);
@@ -55,6 +66,11 @@ describe('loadConfig', () => {
       env: { ...base, ESA_FILE_MODE: '644x' },
       variable: 'ESA_FILE_MODE',
     },
+    {
+      name: 'a file mode the agent itself could not read back',
+      env: { ...base, ESA_FILE_MODE: '0044' },
+      variable: 'ESA_FILE_MODE',
+    },
   ];
   for (const c of bad) {
     it(`names ${c.variable} for ${c.name}`, () => {
@@ -68,5 +84,7 @@ describe('loadConfig', () => {
   it('lists every setting with its variable for --help', () => {
     assert.match(describeSettings(), /ESA_EXTERNAL_SECRETS/);
     assert.match(describeSettings(), /ESA_REFRESH_INTERVAL/);
+    assert.match(describeSettings(), /ESA_PROVIDER_TOKEN_FILE/);
+    assert.doesNotMatch(describeSettings(), /ESA_AWS_TOKEN_FILE/);
   });
 });

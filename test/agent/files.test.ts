@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -15,7 +18,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { InvalidDataError } from '../../agent/errors.ts';
-import { targetWrittenAt, writeTargetFiles } from '../../agent/files.ts';
+import { dirModeFor, targetWrittenAt, writeTargetFiles } from '../../agent/files.ts';
 
 const roots: string[] = [];
 const newRoot = () => {
@@ -107,8 +110,66 @@ describe('writeTargetFiles', () => {
     for (let v = 1; v <= 4; v++) await writeTargetFiles(root, 'db', set(v), 0o440);
     assert.ok(lstatSync(join(root, 'db')).isSymbolicLink());
     assert.equal(statSync(join(root, 'db', 'a')).mode & 0o777, 0o440);
-    assert.equal(statSync(realpathSync(join(root, 'db'))).mode & 0o777, 0o755);
+    assert.equal(statSync(realpathSync(join(root, 'db'))).mode & 0o777, 0o750);
     assert.equal(readdirSync(root).filter((n) => n.startsWith('..db_')).length, 2);
+  });
+
+  // The group and other bits of the folder follow the files' read bits; the owner (the agent)
+  // always has rwx, see dirModeFor.
+  const modes = [
+    { name: 'owner and group files in an owner and group folder', file: 0o440, dir: 0o750 },
+    { name: 'files for everyone in a folder everyone can enter', file: 0o444, dir: 0o755 },
+    { name: 'owner-only files in an owner-only folder', file: 0o400, dir: 0o700 },
+    { name: 'group-writable files in a folder only the owner writes', file: 0o664, dir: 0o755 },
+    { name: 'files for owner and others, not group', file: 0o604, dir: 0o705 },
+  ];
+  for (const c of modes) {
+    it(`writes ${c.name} (${c.file.toString(8)} in ${c.dir.toString(8)})`, async () => {
+      assert.equal(dirModeFor(c.file), c.dir);
+      const root = newRoot();
+      await writeTargetFiles(root, 'db', set(1), c.file);
+      assert.equal(statSync(join(root, 'db', 'a')).mode & 0o777, c.file);
+      assert.equal(statSync(realpathSync(join(root, 'db'))).mode & 0o777, c.dir);
+    });
+  }
+
+  it('rewrites the set when only the folder mode is off', async () => {
+    const root = newRoot();
+    await writeTargetFiles(root, 'db', set(1), 0o444);
+    chmodSync(realpathSync(join(root, 'db')), 0o700);
+    const again = await writeTargetFiles(root, 'db', set(1), 0o444);
+    assert.equal(again.changed, true);
+    assert.equal(statSync(realpathSync(join(root, 'db'))).mode & 0o777, 0o755);
+  });
+
+  it('replaces and removes old sets, and leaves a removable tree, as a non-root user', () => {
+    // NOTE: root ignores permissions, so under root the writes run in a child process as uid
+    // 65532, the agent's default; as any other user they run as that user.
+    const root = newRoot();
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot) chownSync(root, 65532, 65532);
+    const filesTs = new URL('../../agent/files.ts', import.meta.url).href;
+    const script = `
+      import { writeTargetFiles } from ${JSON.stringify(filesTs)};
+      const root = process.argv[1];
+      for (let v = 1; v <= 4; v++) {
+        await writeTargetFiles(root, 'db', { a: Buffer.from('v' + v) }, 0o440);
+      }`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, root], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      ...(isRoot ? { uid: 65532, gid: 65532 } : {}),
+    });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(readFileSync(join(root, 'db', 'a'), 'utf8'), 'v4');
+    assert.equal(readdirSync(root).filter((n) => n.startsWith('..db_')).length, 2);
+
+    const cleanup = spawnSync(
+      process.execPath,
+      ['-e', 'require("node:fs").rmSync(process.argv[1], { recursive: true })', root],
+      { encoding: 'utf8', timeout: 30_000, ...(isRoot ? { uid: 65532, gid: 65532 } : {}) },
+    );
+    assert.equal(cleanup.status, 0, cleanup.stderr);
   });
 
   it('writes nothing when the set is unchanged', async () => {

@@ -137,6 +137,25 @@ describe('parseAnnotations: accepted values', () => {
       expected: { tokenAudience: 'api://AzureADTokenExchange', tokenExpirationSeconds: 600 },
     },
     {
+      name: 'accepts a file mode with or without its leading 0, and the agent uid and gid',
+      annotations: {
+        [key('file-mode')]: '444',
+        [key('run-as-user')]: '1000',
+        [key('run-as-group')]: '2147483647',
+      },
+      expected: { fileMode: 0o444, runAsUser: 1000, runAsGroup: 2_147_483_647 },
+    },
+    {
+      name: 'accepts 0400, the lowest file mode',
+      annotations: { [key('file-mode')]: '0400' },
+      expected: { fileMode: 0o400 },
+    },
+    {
+      name: 'accepts 0777 as a file mode',
+      annotations: { [key('file-mode')]: '0777' },
+      expected: { fileMode: 0o777 },
+    },
+    {
       name: 'accepts its own status value and the inject key as an annotation',
       annotations: { [key('status')]: 'injected', [key('inject')]: 'true' },
       expected: { externalSecrets: ['db-creds'] },
@@ -160,6 +179,9 @@ describe('parseAnnotations: accepted values', () => {
       'logLevel',
       'tokenAudience',
       'tokenExpirationSeconds',
+      'fileMode',
+      'runAsUser',
+      'runAsGroup',
     ]) {
       assert.ok(!(field in got), field);
     }
@@ -344,6 +366,42 @@ describe('parseAnnotations: refusals', () => {
       annotations: { [key('token-expiration-seconds')]: '86401' },
       field: key('token-expiration-seconds'),
       message: /86400/,
+    },
+    {
+      name: 'refuses a decimal-looking file mode',
+      annotations: { [key('file-mode')]: '0448' },
+      field: key('file-mode'),
+      message: /octal file mode from 0400 to 0777/,
+    },
+    {
+      name: 'refuses a file mode the agent could not read back',
+      annotations: { [key('file-mode')]: '0044' },
+      field: key('file-mode'),
+      message: /from 0400 to 0777 such as 0440, got "0044"/,
+    },
+    {
+      name: 'refuses a file mode with setuid bits',
+      annotations: { [key('file-mode')]: '4755' },
+      field: key('file-mode'),
+      message: /from 0400 to 0777/,
+    },
+    {
+      name: 'refuses run-as-user 0',
+      annotations: { [key('run-as-user')]: '0' },
+      field: key('run-as-user'),
+      message: /expected a uid from 1 to 2147483647 \(the agent never runs as root\), got "0"/,
+    },
+    {
+      name: 'refuses a run-as-user name',
+      annotations: { [key('run-as-user')]: 'nobody' },
+      field: key('run-as-user'),
+      message: /expected a uid/,
+    },
+    {
+      name: 'refuses a run-as-group with a sign',
+      annotations: { [key('run-as-group')]: '+100' },
+      field: key('run-as-group'),
+      message: /expected a gid from 1/,
     },
     {
       name: 'refuses a status it did not set',

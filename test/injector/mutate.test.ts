@@ -199,7 +199,12 @@ describe('mutate: acceptance cases', () => {
           assert.equal(env(c, 'ESA_KUBE_CA_FILE')?.value, `${AGENT_TOKEN_DIR}/ca.crt`);
           const providerToken = `${AGENT_TOKEN_DIR}/provider-token`;
           assert.equal(env(c, 'ESA_PROVIDER_TOKEN_FILE')?.value, providerToken);
-          assert.equal(env(c, 'ESA_AWS_TOKEN_FILE')?.value, providerToken);
+          const tokenVars = (c.env ?? []).filter((e) => /TOKEN_FILE$/.test(e.name));
+          assert.deepEqual(
+            tokenVars.map((e) => e.name),
+            ['ESA_KUBE_TOKEN_FILE', 'ESA_PROVIDER_TOKEN_FILE'],
+            'one variable per token file',
+          );
         }
         const app = byName(pod.spec!.containers, 'app');
         assert.ok(
@@ -392,7 +397,11 @@ describe('mutate: volumes and mounts', () => {
       .filter((c) => !isAgent(c) && c.volumeMounts?.some((m) => m.name === 'inject-secrets'))
       .map((c) => c.name);
     assert.deepEqual(mounted, ['web']);
-    assert.deepEqual(warnings, []);
+    // The only warning is about the file mode: web sets no runAsUser (see file-access.test.ts).
+    assert.deepEqual(
+      warnings.filter((w) => !w.startsWith('secret files are mode 0444')),
+      [],
+    );
   });
 
   it('warns when a named init container runs before ours', () => {
@@ -496,7 +505,7 @@ describe('mutate: agent containers', () => {
     }
   });
 
-  it('gives the provider token the annotated audience and expiry', () => {
+  it('gives the provider token the annotated audience and expiry, under the same variable', () => {
     const pod = withAnnotations(fixture('i08-automount-false'), {
       'agent.external-secrets.io/token-audience': 'vault',
       'agent.external-secrets.io/token-expiration-seconds': '600',
@@ -511,7 +520,6 @@ describe('mutate: agent containers', () => {
     );
     for (const c of agents(inject(pod).pod)) {
       assert.equal(env(c, 'ESA_PROVIDER_TOKEN_FILE')?.value, `${AGENT_TOKEN_DIR}/provider-token`);
-      assert.equal(env(c, 'ESA_AWS_TOKEN_FILE'), undefined, 'not an STS token');
     }
   });
 
@@ -522,7 +530,6 @@ describe('mutate: agent containers', () => {
     assert.equal(sources.filter((s) => s.serviceAccountToken).length, 1);
     for (const c of agents(pod)) {
       assert.equal(env(c, 'ESA_PROVIDER_TOKEN_FILE'), undefined);
-      assert.equal(env(c, 'ESA_AWS_TOKEN_FILE'), undefined);
     }
   });
 

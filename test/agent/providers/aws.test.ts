@@ -335,7 +335,7 @@ describe('aws credentials', () => {
     });
   });
 
-  it('uses the projected token file (ESA_AWS_TOKEN_FILE) with the store role', () =>
+  it('uses the projected provider token (ESA_PROVIDER_TOKEN_FILE) with the store role', () =>
     withEnv(baseEnv(), async () => {
       const dir = mkdtempSync(join(tmpdir(), 'esa-token-'));
       writeFileSync(join(dir, 'token'), 'projected-token-for-sts');
@@ -343,7 +343,7 @@ describe('aws credentials', () => {
       const creds = await resolveAwsCredentials(
         spec,
         REGION,
-        context(spec, new FakeKube(), testConfig({ ESA_AWS_TOKEN_FILE: join(dir, 'token') })),
+        context(spec, new FakeKube(), testConfig({ ESA_PROVIDER_TOKEN_FILE: join(dir, 'token') })),
       );
       assert.equal(creds.mode, 'tokenFile');
       assert.match(

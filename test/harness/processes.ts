@@ -36,6 +36,8 @@ export interface Managed {
   readonly exited: Promise<number | null>;
   /** Everything the process wrote so far, stdout and stderr interleaved. */
   output(): string;
+  /** Milliseconds from spawn to exit (or to now while it runs). */
+  durationMs(): number;
   /** SIGTERM, then SIGKILL after `graceMs`; only this child's PID is signalled. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -56,6 +58,8 @@ export function startProcess(name: string, command: string, args: string[], opti
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const startedAt = performance.now();
+  let exitedAt: number | undefined;
   const keep = options.keepChars ?? 4 * 1024 * 1024;
   let buffer = '';
   const collect = (chunk: Buffer) => {
@@ -71,6 +75,7 @@ export function startProcess(name: string, command: string, args: string[], opti
       resolve(127);
     });
     child.on('exit', (code) => {
+      exitedAt = performance.now();
       log.end();
       resolve(code);
     });
@@ -84,6 +89,7 @@ export function startProcess(name: string, command: string, args: string[], opti
     logFile,
     exited,
     output: () => buffer,
+    durationMs: () => (exitedAt ?? performance.now()) - startedAt,
     stop: async (graceMs = 5_000) => {
       if (hasExited || child.pid === undefined) return;
       child.kill('SIGTERM');

@@ -18,6 +18,9 @@ export interface LogFields {
   key?: string;
   keys?: string[];
   file?: string;
+  /** A listen address (host:port) or a signal name: process plumbing, never data. */
+  address?: string;
+  signal?: string;
   attempt?: number;
   durationMs?: number;
   /** Wait before the next attempt or refresh. */

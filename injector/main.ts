@@ -38,7 +38,7 @@ export async function runInjector(args: string[], env = process.env): Promise<nu
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  log.info('injector stopping', { key: signal });
+  log.info('injector stopping', { signal });
   await server.close();
   log.info('injector stopped');
   return 0;

@@ -86,7 +86,7 @@ export async function startInjectorServer(options: InjectorServerOptions): Promi
     });
   });
   const port = (server.address() as AddressInfo).port;
-  log.info('injector listening', { key: `${options.host}:${port}` });
+  log.info('injector listening', { address: `${options.host}:${port}` });
 
   return {
     port,

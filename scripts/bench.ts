@@ -26,11 +26,11 @@ import { startInjector, type RunningInjector } from '../test/harness/injector.ts
 import { runPod, type PodRun } from '../test/harness/kubelet.ts';
 import { startMoto, type Moto } from '../test/harness/moto.ts';
 import { issueCert } from '../test/harness/pki.ts';
-import { freePort, sleep, waitFor } from '../test/harness/processes.ts';
+import { freePort, sleep } from '../test/harness/processes.ts';
 import {
   applyObjects, installCrds, optedInPod, putAwsSecrets, QUICKSTART_AWS_DATA, QUICKSTART_EXTERNAL_SECRETS, quickstartObjects,
 } from '../test/harness/quickstart.ts';
-import { buildBundle } from '../test/harness/tools.ts';
+import { tempBundle } from '../test/harness/tools.ts';
 
 const RUNS = Number(process.env.ESA_BENCH_RUNS || 5);
 const NS = 'bench';
@@ -166,7 +166,7 @@ async function main() {
   cp = await startControlPlane();
   moto = await startMoto({ logDir: cp.logDir });
   await putAwsSecrets(moto.endpoint, QUICKSTART_AWS_DATA);
-  const bundle = buildBundle(path.join(mkdtempSync(path.join(tmpdir(), 'esa-bench-')), 'external-secrets-agent.mjs'));
+  const bundle = tempBundle();
   installCrds(cp);
   await createNamespace(cp, NS);
   await applyObjects(cp, quickstartObjects(NS));

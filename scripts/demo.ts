@@ -8,8 +8,7 @@
  * what a user would check, rotates a secret in AWS and shows the sidecar pick it up. Secret
  * values are always masked. Everything it starts is stopped before it exits.
  */
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { createNamespace, startControlPlane, type ControlPlane } from '../test/harness/control-plane.ts';
@@ -20,7 +19,7 @@ import { waitFor } from '../test/harness/processes.ts';
 import {
   applyObjects, installCrds, putAwsSecrets, QUICKSTART_AWS_DATA, quickstartObjects, sampleObjects,
 } from '../test/harness/quickstart.ts';
-import { buildBundle, kubectl } from '../test/harness/tools.ts';
+import { tempBundle, kubectl } from '../test/harness/tools.ts';
 
 const NS = 'production';
 const MOUNT = '/run/secrets/inject';
@@ -64,7 +63,7 @@ async function main(): Promise<void> {
   for (const [name, value] of Object.entries(QUICKSTART_AWS_DATA)) show(`${name}: keys ${Object.keys(value).join(', ')}`);
 
   say('Bundling the CLI with esbuild: the file the image runs as injector and as agent');
-  const bundle = buildBundle(path.join(mkdtempSync(path.join(tmpdir(), 'esa-demo-')), 'external-secrets-agent.mjs'));
+  const bundle = tempBundle();
   show(`${bundle} (${(statSync(bundle).size / 1024 / 1024).toFixed(1)} MiB)`);
 
   say('Installing the CRDs and applying the quick-start manifests unchanged');

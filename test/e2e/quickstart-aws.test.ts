@@ -6,8 +6,7 @@
  * (moto) into Secrets and files and keeps them fresh.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
@@ -20,7 +19,7 @@ import {
   applyObjects, GROUP, installCrds, optedInPod, putAwsSecrets, QUICKSTART_AWS_DATA,
   QUICKSTART_EXTERNAL_SECRETS, quickstartObjects,
 } from '../harness/quickstart.ts';
-import { buildBundle } from '../harness/tools.ts';
+import { tempBundle } from '../harness/tools.ts';
 
 const NS = 'e2e-aws';
 const SCOPE_NS = 'e2e-scope';
@@ -70,7 +69,7 @@ describe('quick-start on AWS Secrets Manager, through the webhook and the pod ag
     custom = cp.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     // A private moto: one case below stops it to play a provider outage.
     moto = await startMoto();
-    bundle = buildBundle(path.join(mkdtempSync(path.join(tmpdir(), 'esa-bundle-')), 'external-secrets-agent.mjs'));
+    bundle = tempBundle();
     installCrds(cp);
     await createNamespace(cp, NS);
     await createNamespace(cp, SCOPE_NS);

@@ -15,8 +15,7 @@
  * workloads' own accounts then need no TokenReview permission.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
@@ -32,7 +31,7 @@ import {
   optedInPod,
   sampleObjects,
 } from '../harness/quickstart.ts';
-import { buildBundle } from '../harness/tools.ts';
+import { tempBundle } from '../harness/tools.ts';
 
 const NS = 'e2e-vault';
 const REVIEWER_NS = 'e2e-vault-system';
@@ -142,9 +141,7 @@ describe('Vault provider on OpenBao, through the webhook and the pod agent', () 
     // Private servers: one case stops the main one to play an outage.
     bao = await startOpenBao();
     tlsBao = await startOpenBao({ tls: true });
-    bundle = buildBundle(
-      path.join(mkdtempSync(path.join(tmpdir(), 'esa-bundle-')), 'external-secrets-agent.mjs'),
-    );
+    bundle = tempBundle();
     installCrds(cp);
     await createNamespace(cp, NS);
     await createNamespace(cp, REVIEWER_NS);

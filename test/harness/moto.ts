@@ -1,16 +1,17 @@
 /**
  * moto (https://github.com/getmoto/moto) as a real AWS endpoint on 127.0.0.1: Secrets Manager,
- * SSM and STS in one process. It comes with the machine's Python (`moto_server`, or
- * `python3 -m moto.server`); if neither is there, `pip install 'moto[server]'` installs it.
+ * SSM and STS in one process, from the project's virtualenv (test/harness/python-tools.sh
+ * installs a pinned moto[server] there on first use).
  *
  * Point an SDK client at `endpoint` with region us-east-1 and any credentials (moto accepts
  * every signature; the account is always 123456789012). Keep AWS_EC2_METADATA_DISABLED=true in
  * every test, so a credential chain that runs out of options never reaches for the metadata
  * address.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { freePort, logRoot, startProcess, waitFor } from './processes.ts';
+import { pythonToolsBin } from './python-tools.ts';
 
 export interface Moto {
   /** http://127.0.0.1:<port> */
@@ -21,24 +22,9 @@ export interface Moto {
   stop(): Promise<void>;
 }
 
-/** Thrown when moto is not installed. Tests let it fail the run; they never skip. */
-export class MotoMissingError extends Error {
-  readonly code = 'ERR_MOTO_MISSING';
-}
-
-/** The command that starts moto here, or a MotoMissingError saying how to install it. */
+/** The command that starts moto: moto_server from the project's virtualenv. */
 function motoCommand(): [string, string[]] {
-  const onPath = spawnSync('moto_server', ['--help'], { stdio: 'ignore', timeout: 30_000 });
-  if (onPath.status === 0) return ['moto_server', []];
-  const asModule = spawnSync('python3', ['-c', 'import moto.server'], {
-    stdio: 'ignore',
-    timeout: 30_000,
-  });
-  if (asModule.status === 0) return ['python3', ['-m', 'moto.server']];
-  throw new MotoMissingError(
-    "moto is not installed: neither `moto_server` nor `python3 -m moto.server` works. Install it with `pip install 'moto[server]'`" +
-      (process.env.CI === 'true' ? ' (CI must provide it; AWS tests never skip)' : ''),
-  );
+  return [path.join(pythonToolsBin(), 'moto_server'), []];
 }
 
 /**

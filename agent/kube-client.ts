@@ -41,6 +41,9 @@ export function inClusterOptions(env: NodeJS.ProcessEnv = process.env): KubeClie
         '(or have both set to the API server address)',
     );
   }
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    throw new ConfigError(`KUBERNETES_SERVICE_PORT: expected a port number, got "${port}"`);
+  }
   const caFile = env.ESA_KUBE_CA_FILE || `${SERVICE_ACCOUNT_DIR}/ca.crt`;
   let caPem: string;
   try {
@@ -108,7 +111,9 @@ export class KubeClient {
     try {
       token = (await readFile(this.#tokenFile, 'utf8')).trim();
     } catch (cause) {
-      throw new ConfigError(`cannot read the service account token ${this.#tokenFile}: ${(cause as Error).message}`);
+      throw new ConfigError(
+        `cannot read the service account token ${this.#tokenFile} (ESA_KUBE_TOKEN_FILE): ${(cause as Error).message}`,
+      );
     }
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);

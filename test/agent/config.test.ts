@@ -1,3 +1,4 @@
+import { inClusterOptions } from '../../agent/kube-client.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeSettings, loadConfig } from '../../agent/config.ts';
@@ -71,6 +72,16 @@ describe('loadConfig', () => {
       env: { ...base, ESA_FILE_MODE: '0044' },
       variable: 'ESA_FILE_MODE',
     },
+    { name: 'an unknown log level', env: { ...base, ESA_LOG_LEVEL: 'banana' }, variable: 'ESA_LOG_LEVEL' },
+    { name: 'a zero sync timeout', env: { ...base, ESA_SYNC_TIMEOUT: '0' }, variable: 'ESA_SYNC_TIMEOUT' },
+    { name: 'a zero first retry', env: { ...base, ESA_RETRY_INITIAL: '0s' }, variable: 'ESA_RETRY_INITIAL' },
+    { name: 'a relative output folder', env: { ...base, ESA_OUTPUT_DIR: 'rel' }, variable: 'ESA_OUTPUT_DIR' },
+    { name: 'a relative token file', env: { ...base, ESA_KUBE_TOKEN_FILE: 'token' }, variable: 'ESA_KUBE_TOKEN_FILE' },
+    {
+      name: 'a relative termination log',
+      env: { ...base, ESA_TERMINATION_LOG: 'term.log' },
+      variable: 'ESA_TERMINATION_LOG',
+    },
   ];
   for (const c of bad) {
     it(`names ${c.variable} for ${c.name}`, () => {
@@ -86,5 +97,14 @@ describe('loadConfig', () => {
     assert.match(describeSettings(), /ESA_REFRESH_INTERVAL/);
     assert.match(describeSettings(), /ESA_PROVIDER_TOKEN_FILE/);
     assert.doesNotMatch(describeSettings(), /ESA_AWS_TOKEN_FILE/);
+  });
+});
+
+describe('inClusterOptions', () => {
+  it('names KUBERNETES_SERVICE_PORT when it is not a port number', () => {
+    assert.throws(
+      () => inClusterOptions({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: 'abc' }),
+      (err: Error) => err instanceof ConfigError && err.message.startsWith('KUBERNETES_SERVICE_PORT'),
+    );
   });
 });

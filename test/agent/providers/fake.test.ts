@@ -68,12 +68,12 @@ describe('fake provider', () => {
 
 describe('loadProvider', () => {
   it('names the store and the supported providers for an unknown provider', async () => {
-    const store = secretStore('vault', { vault: { server: 'https://vault.internal:8200' } });
+    const store = secretStore('oracle', { oracle: { region: 'eu-frankfurt-1', vault: 'ocid1.vault.x' } });
     await assert.rejects(
       loadProvider({ store, namespace: NS, kube: new FakeKube(), config: testConfig(), env: {} }),
       {
         code: 'ERR_UNSUPPORTED',
-        message: `SecretStore ${NS}/vault: provider "vault" is not supported by this agent (supported: fake, aws)`,
+        message: `SecretStore ${NS}/oracle: provider "oracle" is not supported by this agent (supported: fake, aws, vault)`,
       },
     );
   });

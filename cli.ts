@@ -29,9 +29,17 @@ const commands: Record<string, Command> = {
     summary: 'keep every ExternalSecret of the pod in sync until SIGTERM',
     run: async (args) => (await import('./agent/sidecar.ts')).runSidecar(args),
   },
+  inject: {
+    summary: 'print manifests with the agent injected into opted-in pods and pod templates',
+    run: async (args) => (await import('./injector/inject-command.ts')).runInject(args),
+  },
   ready: {
     summary: "exit 0 once the sidecar has synced everything (for the sidecar's startupProbe)",
     run: async (args) => (await import('./agent/sidecar.ts')).runReadyProbe(args),
+  },
+  render: {
+    summary: 'print the Secrets that the ExternalSecrets in files would produce (-f, -o)',
+    run: async (args) => (await import('./agent/render.ts')).runRender(args),
   },
   version: {
     summary: 'print the version',

@@ -26,7 +26,14 @@ export class KubeApiError extends AgentError {
   readonly status: number;
   readonly reason: string;
   constructor(status: number, reason: string, message: string) {
-    super(status === 404 ? 'ERR_KUBE_NOT_FOUND' : status === 403 ? 'ERR_KUBE_FORBIDDEN' : 'ERR_KUBE_API', message);
+    super(
+      status === 404
+        ? 'ERR_KUBE_NOT_FOUND'
+        : status === 403
+          ? 'ERR_KUBE_FORBIDDEN'
+          : 'ERR_KUBE_API',
+      message,
+    );
     this.status = status;
     this.reason = reason;
   }
@@ -100,7 +107,17 @@ export class UnsupportedError extends AgentError {
 
 /** The target Secret cannot be written as the ExternalSecret asks (immutable, owned elsewhere). */
 export class TargetConflictError extends AgentError {
+  constructor(message: string, code = 'ERR_TARGET_CONFLICT') {
+    super(code, message);
+  }
+}
+
+/**
+ * The live target Secret is immutable and the ExternalSecret would change its data without
+ * asking for immutability (ESO: "could not update secret, target is immutable").
+ */
+export class ImmutableTargetError extends TargetConflictError {
   constructor(message: string) {
-    super('ERR_TARGET_CONFLICT', message);
+    super(message, 'ERR_TARGET_IMMUTABLE');
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The ExternalSecret's status and Events, with ESO's condition type (Ready), reasons
- * (SecretSynced, SecretSyncedError) and Event reasons (Updated, UpdateFailed), so existing
- * dashboards and alerts keep working.
+ * (SecretSynced, SecretSyncedError, SecretDeleted, SecretMissing) and Event reasons (Created,
+ * Updated, Deleted, UpdateFailed, MissingProviderSecret), so existing dashboards and alerts keep
+ * working.
  *
  * Both are written only on change: the status when the Ready condition, the binding or the
  * synced resource version differs from what the object already says, an Event when the target
@@ -19,8 +20,15 @@ import type { Condition, ExternalSecret, KubeApi } from './types.ts';
 
 export const REASON_SYNCED = 'SecretSynced';
 export const REASON_SYNC_ERROR = 'SecretSyncedError';
+/** deletionPolicy Delete removed the target (Ready stays True). */
+export const REASON_DELETED = 'SecretDeleted';
+/** creationPolicy Merge and no Secret to merge into (Ready stays True, as in ESO). */
+export const REASON_MISSING = 'SecretMissing';
+export const EVENT_CREATED = 'Created';
 export const EVENT_UPDATED = 'Updated';
+export const EVENT_DELETED = 'Deleted';
 export const EVENT_UPDATE_FAILED = 'UpdateFailed';
+export const EVENT_MISSING_PROVIDER_SECRET = 'MissingProviderSecret';
 
 export interface SyncReport {
   ready: boolean;
@@ -28,6 +36,12 @@ export interface SyncReport {
   message: string;
   /** The target Secret's name. */
   target: string;
+  /**
+   * Whether this pass read the provider: then refreshTime and syncedResourceVersion move on.
+   * Defaults to `ready`. A pass that only checked a valid Secret (refreshInterval 0,
+   * refreshPolicy CreatedOnce/OnChange) leaves both as they were.
+   */
+  synced?: boolean;
 }
 
 /**
@@ -61,9 +75,11 @@ export async function updateStatus(
   const conditionChanged =
     old?.status !== status || old.reason !== report.reason || old.message !== message;
   const version = syncedResourceVersion(es);
+  const synced = report.synced ?? report.ready;
   const bindingChanged = es.status?.binding?.name !== report.target;
-  const versionChanged = report.ready && es.status?.syncedResourceVersion !== version;
-  if (!conditionChanged && !bindingChanged && !versionChanged && !wroteSecret) return false;
+  const versionChanged = synced && es.status?.syncedResourceVersion !== version;
+  if (!conditionChanged && !bindingChanged && !versionChanged && !(wroteSecret && synced))
+    return false;
 
   const ready: Condition = {
     type: 'Ready',
@@ -78,7 +94,7 @@ export async function updateStatus(
     status: {
       conditions,
       binding: { name: report.target },
-      ...(report.ready ? { refreshTime: now.toISOString(), syncedResourceVersion: version } : {}),
+      ...(synced ? { refreshTime: now.toISOString(), syncedResourceVersion: version } : {}),
     },
   };
   const { namespace, name } = es.metadata;

@@ -1,59 +1,70 @@
 /**
  * One pass for one ExternalSecret:
  *
- * 1. read the ExternalSecret and its store(s) (ClusterSecretStore conditions checked);
- * 2. fetch `dataFrom[].extract` (merged in order) and then `data[]` (which wins), applying
- *    property paths and decoding; identical remote reads within a pass are made once;
- * 3. apply `target.template`;
- * 4. write the files (atomic swap, nothing when unchanged);
- * 5. create or update the Secret (nothing when unchanged);
- * 6. update status and emit Events, only on change.
+ * 1. read the ExternalSecret and its target Secret; when no refresh is due (refreshInterval 0
+ *    or refreshPolicy CreatedOnce after the first sync, OnChange while the ExternalSecret is
+ *    unchanged) and the Secret is intact (managed label, data hash matches its data), the pass
+ *    serves the files from that Secret and reads no provider;
+ * 2. fetch `dataFrom` and `data` through their stores (fetch.ts), applying property paths,
+ *    key rewrites and decoding;
+ * 3. when nothing was found (remote secrets that no longer exist are left out under
+ *    deletionPolicy Delete and Merge): Delete deletes the Secret, Retain keeps it as it is;
+ * 4. build the target from the template (target.ts);
+ * 5. create or update the Secret per creationPolicy (nothing when unchanged: a hand-edited or
+ *    deleted Secret is repaired here, because the comparison is with the live object);
+ * 6. write the files (atomic swap, nothing when unchanged);
+ * 7. update status and emit Events, only on change.
  *
- * Nothing is written unless steps 2 and 3 succeeded for every key, so a failure leaves the last
- * good files and Secret in place. A pass never throws: it returns a SyncOutcome whose message
- * names the ExternalSecret, the store, the key and the cause, and never a value. Failures are
- * reported in status and Events here; logging a failure is the caller's decision (init and
- * sidecar judge its severity differently).
+ * Nothing is written unless steps 2 to 4 succeeded for every key, and the files follow the
+ * Secret, so a failure leaves the last good Secret and files in place. A pass never throws: it
+ * returns a SyncOutcome whose message names the ExternalSecret, the store, the key and the
+ * cause, and never a value. Failures are reported in status and Events here; logging a failure
+ * is the caller's decision (init and sidecar judge its severity differently).
  */
 import type { Config } from './config.ts';
-import { applyDecoding } from './decoding.ts';
 import { parseDuration } from './duration.ts';
-import { AgentError, ConfigError, UnsupportedError } from './errors.ts';
+import { AgentError, ConfigError } from './errors.ts';
+import { fetchData, type MissingEntry } from './fetch.ts';
 import { targetWrittenAt, writeTargetFiles } from './files.ts';
 import type { Logger } from './log.ts';
-import { extractEntries, selectProperty } from './properties.ts';
+import type { Provider, ProviderContext } from './providers/provider.ts';
 import {
-  loadProvider,
-  storeLabel,
-  type Provider,
-  type ProviderContext,
-} from './providers/provider.ts';
-import { writeSecret, type WriteOutcome } from './secret-writer.ts';
+  deleteSecret,
+  isSecretValid,
+  readSecret,
+  writeSecret,
+  type WriteOutcome,
+} from './secret-writer.ts';
 import {
+  EVENT_CREATED,
+  EVENT_DELETED,
+  EVENT_MISSING_PROVIDER_SECRET,
   EVENT_UPDATED,
   EVENT_UPDATE_FAILED,
+  REASON_DELETED,
+  REASON_MISSING,
   REASON_SYNCED,
   REASON_SYNC_ERROR,
   emitEvent,
   isNewFailure,
+  syncedResourceVersion,
   updateStatus,
 } from './status.ts';
-import { getExternalSecret, getStore } from './store.ts';
-import type {
-  ExternalSecret,
-  ExternalSecretData,
-  ExternalSecretDataFrom,
-  KubeApi,
-  RemoteRef,
-  SecretStore,
-  SourceRef,
-  StoreRef,
-} from './types.ts';
+import { getExternalSecret } from './store.ts';
+import { buildTarget } from './target.ts';
+import type { CreationPolicy, ExternalSecret, KubeApi, OwnerReference, Secret } from './types.ts';
 
 /** ESO's default when spec.refreshInterval is absent. */
 export const DEFAULT_REFRESH_INTERVAL = '1h';
 /** Events' reportingComponent. */
 const COMPONENT = 'external-secrets-agent';
+
+/** Where a pass puts the files of a target; `render` passes one that keeps nothing. */
+export interface TargetFiles {
+  /** When the target's current set was written; undefined when there is none. */
+  writtenAt(target: string): Promise<Date | undefined>;
+  write(target: string, data: Record<string, Buffer>): Promise<{ changed: boolean }>;
+}
 
 export interface SyncDeps {
   kube: KubeApi;
@@ -64,6 +75,8 @@ export interface SyncDeps {
   now?: () => Date;
   /** Replaces the provider lookup (tests). */
   loadProvider?: (ctx: ProviderContext) => Promise<Provider>;
+  /** Replaces the files under config.outputDir (render). */
+  files?: TargetFiles;
 }
 
 export interface SyncOptions {
@@ -80,7 +93,7 @@ export interface SyncOutcome {
   /** "namespace/name" of the ExternalSecret. */
   externalSecret: string;
   ok: boolean;
-  /** Whether the files or the Secret were written. */
+  /** Whether the files or the Secret were written (or the Secret deleted). */
   changed: boolean;
   /** The pass was skipped (skipIfFresh); `nextInMs` says when the next one is due. */
   skipped: boolean;
@@ -93,32 +106,45 @@ export interface SyncOutcome {
   error?: AgentError;
 }
 
-/** Marks which stage failed; the stage picks ESO's condition message. */
-class StageError extends Error {
-  readonly stage: 'fetch' | 'update';
-  readonly error: AgentError;
-  constructor(stage: 'fetch' | 'update', error: AgentError) {
-    super(error.message);
-    this.stage = stage;
-    this.error = error;
-  }
-}
+type Stage = 'fetch' | 'update' | 'delete';
 
 const stageMessages = {
   fetch: 'could not get secret data from provider',
   update: 'could not update secret',
+  delete: 'could not delete secret',
 } as const;
+
+/** Marks which stage failed; the stage picks ESO's condition message. */
+class StageError extends Error {
+  readonly stage: Stage;
+  readonly error: AgentError;
+  constructor(stage: Stage, error: AgentError) {
+    super(error.message);
+    this.stage = stage;
+    this.error = error;
+  }
+
+  /** ESO's condition message for this failure, then the cause. */
+  get conditionMessage(): string {
+    const head =
+      this.error.code === 'ERR_TARGET_IMMUTABLE'
+        ? 'could not update secret, target is immutable'
+        : stageMessages[this.stage];
+    return `${head}: ${this.error.message}`;
+  }
+}
 
 function asAgentError(err: unknown): AgentError {
   if (err instanceof AgentError) return err;
   return new AgentError('ERR_UNEXPECTED', err instanceof Error ? err.message : String(err));
 }
 
-/** A fetch-stage failure whose message says where it happened; the code is kept. */
-function fetchError(err: unknown, where: string): StageError {
-  const e = asAgentError(err);
-  return new StageError('fetch', new AgentError(e.code, `${where}: ${e.message}`));
-}
+/** What a pass did, for the report. */
+type PassResult =
+  | { kind: 'written'; secret: WriteOutcome; filesChanged: boolean; missing: MissingEntry[] }
+  | { kind: 'checked'; filesChanged: boolean }
+  | { kind: 'deleted'; deleted: boolean; filesChanged: boolean; missing: MissingEntry[] }
+  | { kind: 'retained' };
 
 /** Runs one pass for the ExternalSecret `name` in the pod's namespace. Never throws. */
 export async function syncExternalSecret(
@@ -130,31 +156,26 @@ export async function syncExternalSecret(
   const id = `${namespace}/${name}`;
   const now = deps.now ?? (() => new Date());
   const started = Date.now();
+  const base = { externalSecret: id, skipped: false };
 
   let es: ExternalSecret;
   try {
     es = await getExternalSecret(deps.kube, namespace, name);
   } catch (err) {
     const error = asAgentError(err);
-    return {
-      externalSecret: id,
-      ok: false,
-      changed: false,
-      skipped: false,
-      message: error.message,
-      error,
-    };
+    return { ...base, ok: false, changed: false, message: error.message, error };
   }
 
   const target = es.spec.target?.name || name;
+  const files = deps.files ?? diskFiles(deps.config);
   let intervalMs: number | undefined;
   try {
     intervalMs = refreshIntervalMs(es, deps.config);
     if (options.skipIfFresh) {
-      const skip = await freshness(deps.config.outputDir, target, intervalMs, now());
+      const skip = await freshness(files, target, intervalMs, now());
       if (skip)
         return {
-          externalSecret: id,
+          ...base,
           ok: true,
           changed: false,
           skipped: true,
@@ -163,41 +184,48 @@ export async function syncExternalSecret(
         };
     }
     const signal = withTimeout(options.signal, deps.config.syncTimeoutMs);
-    const data = await stage('fetch', () => fetchData(deps, es, signal));
-    const written = await stage('update', () => writeTarget(deps, es, target, data));
-    await reportSuccess(deps, es, target, written, now());
+    const result = await runPass(deps, es, target, intervalMs, files, signal);
+    await reportSuccess(deps, es, target, result, now());
     deps.log.debug('sync pass done', {
       externalSecret: id,
-      keys: Object.keys(data),
       durationMs: Date.now() - started,
     });
-    return {
-      externalSecret: id,
-      ok: true,
-      changed: written.changed,
-      skipped: false,
-      refreshIntervalMs: intervalMs,
-    };
+    return { ...base, ok: true, changed: hasChanged(result), refreshIntervalMs: intervalMs };
   } catch (err) {
-    const stageName = err instanceof StageError ? err.stage : 'fetch';
-    const error = err instanceof StageError ? err.error : asAgentError(err);
-    const message = `${stageMessages[stageName]}: ${error.message}`;
+    const failure = err instanceof StageError ? err : new StageError('fetch', asAgentError(err));
+    const message = failure.conditionMessage;
     // A pass cut short by the sidecar stopping is not a sync failure: report nothing.
     if (!options.signal?.aborted) await reportFailure(deps, es, target, message, now());
     const outcome: SyncOutcome = {
-      externalSecret: id,
+      ...base,
       ok: false,
       changed: false,
-      skipped: false,
       message: `ExternalSecret ${id}: ${message}`,
-      error,
+      error: failure.error,
     };
     if (intervalMs !== undefined) outcome.refreshIntervalMs = intervalMs;
     return outcome;
   }
 }
 
-async function stage<T>(name: 'fetch' | 'update', run: () => Promise<T>): Promise<T> {
+function hasChanged(result: PassResult): boolean {
+  switch (result.kind) {
+    case 'written':
+      return (
+        result.filesChanged ||
+        result.secret.action === 'created' ||
+        result.secret.action === 'updated'
+      );
+    case 'checked':
+      return result.filesChanged;
+    case 'deleted':
+      return result.deleted || result.filesChanged;
+    case 'retained':
+      return false;
+  }
+}
+
+async function stage<T>(name: Stage, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
@@ -208,6 +236,14 @@ async function stage<T>(name: 'fetch' | 'update', run: () => Promise<T>): Promis
 function withTimeout(signal: AbortSignal | undefined, ms: number): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
   return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}
+
+/** The files under config.outputDir, with config.fileMode. */
+function diskFiles(config: Config): TargetFiles {
+  return {
+    writtenAt: (target) => targetWrittenAt(config.outputDir, target),
+    write: (target, data) => writeTargetFiles(config.outputDir, target, data, config.fileMode),
+  };
 }
 
 /** ESA_REFRESH_INTERVAL if set, else spec.refreshInterval, else ESO's default of one hour. */
@@ -221,244 +257,230 @@ export function refreshIntervalMs(es: ExternalSecret, config: Config): number {
 }
 
 async function freshness(
-  root: string,
+  files: TargetFiles,
   target: string,
   intervalMs: number,
   now: Date,
 ): Promise<{ nextInMs?: number } | undefined> {
-  const writtenAt = await targetWrittenAt(root, target);
+  const writtenAt = await files.writtenAt(target);
   if (!writtenAt) return undefined;
   if (intervalMs === 0) return {};
   const age = now.getTime() - writtenAt.getTime();
   return age >= 0 && age < intervalMs ? { nextInMs: intervalMs - age } : undefined;
 }
 
-/** Reads the stores and fetches every entry; returns the merged data (dataFrom, then data). */
-async function fetchData(
-  deps: SyncDeps,
-  es: ExternalSecret,
-  signal: AbortSignal,
-): Promise<Record<string, Buffer>> {
-  const sources = new Sources(deps, es, signal);
-  try {
-    // All entries are fetched at once, but the failure reported is the first in spec order, so
-    // the same outage gives the same message every pass (and so no new status write or Event).
-    const settled = await Promise.allSettled([
-      ...(es.spec.dataFrom ?? []).map((entry, i) => sources.extract(entry, i)),
-      ...(es.spec.data ?? []).map((entry, i) => sources.dataEntry(entry, i)),
-    ]);
-    const out: Record<string, Buffer> = {};
-    for (const result of settled) {
-      if (result.status === 'rejected') throw result.reason;
-      Object.assign(out, result.value);
-    }
-    return out;
-  } finally {
-    sources.close();
+/**
+ * ESO's shouldRefresh, without its clock: the sidecar's loop decides when a pass runs, and a
+ * pass under the default Periodic policy always reads the provider. Only after a first sync
+ * (`status.syncedResourceVersion` set) do these stop: refreshInterval 0 and CreatedOnce for
+ * good, OnChange until the ExternalSecret's generation, labels or annotations change.
+ */
+export function isRefreshDue(es: ExternalSecret, intervalMs: number): boolean {
+  const syncedVersion = es.status?.syncedResourceVersion;
+  if (!syncedVersion || !es.status?.refreshTime) return true;
+  switch (es.spec.refreshPolicy) {
+    case 'CreatedOnce':
+      return false;
+    case 'OnChange':
+      return syncedVersion !== syncedResourceVersion(es);
+    default:
+      return intervalMs > 0;
   }
 }
 
-/** The stores and providers one pass uses, each built once, and its remote reads, each made once. */
-class Sources {
-  readonly #deps: SyncDeps;
-  readonly #es: ExternalSecret;
-  readonly #signal: AbortSignal;
-  readonly #stores = new Map<string, Promise<{ store: SecretStore; provider: Provider }>>();
-  readonly #reads = new Map<string, Promise<Buffer | string>>();
-
-  constructor(deps: SyncDeps, es: ExternalSecret, signal: AbortSignal) {
-    this.#deps = deps;
-    this.#es = es;
-    this.#signal = signal;
-  }
-
-  async extract(entry: ExternalSecretDataFrom, i: number): Promise<Record<string, Buffer>> {
-    const where = `spec.dataFrom[${i}]`;
-    if (entry.find) throw new UnsupportedError(`${where}.find is not supported yet (only extract)`);
-    if (entry.rewrite?.length) throw new UnsupportedError(`${where}.rewrite is not supported yet`);
-    if (!entry.extract) throw new UnsupportedError(`${where}: only extract is supported yet`);
-    const ref = entry.extract;
-    const { label, value } = await this.#read(entry.sourceRef, ref, `${where}.extract`);
-
-    const out: Record<string, Buffer> = {};
-    try {
-      for (const [key, text] of extractEntries(value, ref.key)) {
-        out[key] = applyDecoding(Buffer.from(text, 'utf8'), ref.decodingStrategy, `key ${key}`);
-      }
-    } catch (err) {
-      throw fetchError(err, `error processing ${where}.extract: ${label}`);
-    }
-    return out;
-  }
-
-  async dataEntry(entry: ExternalSecretData, i: number): Promise<Record<string, Buffer>> {
-    const where = `spec.data[${i}]`;
-    const ref = entry.remoteRef;
-    const { label, value } = await this.#read(entry.sourceRef, ref, where);
-    try {
-      const selected =
-        ref.property === undefined ? value : selectProperty(value, ref.property, ref.key);
-      const bytes = typeof selected === 'string' ? Buffer.from(selected, 'utf8') : selected;
-      return { [entry.secretKey]: applyDecoding(bytes, ref.decodingStrategy, `key ${ref.key}`) };
-    } catch (err) {
-      throw fetchError(err, `error processing ${where}: ${label}`);
-    }
-  }
-
-  async #read(sourceRef: SourceRef | undefined, ref: RemoteRef, where: string) {
-    if (sourceRef?.generatorRef)
-      throw new UnsupportedError(`${where}: sourceRef.generatorRef is not supported yet`);
-    if (ref.metadataPolicy === 'Fetch')
-      throw new UnsupportedError(`${where}: metadataPolicy Fetch is not supported yet`);
-    if (ref.conversionStrategy && ref.conversionStrategy !== 'Default') {
-      throw new UnsupportedError(
-        `${where}: conversionStrategy ${ref.conversionStrategy} is not supported yet`,
-      );
-    }
-    const storeRef = sourceRef?.storeRef ?? this.#es.spec.secretStoreRef;
-    if (!storeRef?.name)
-      throw new ConfigError(`${where}: no store: spec.secretStoreRef.name is not set`);
-
-    const { store, provider } = await this.#source(storeRef).catch((err: unknown) => {
-      throw fetchError(err, where);
-    });
-    const readKey = `${storeRef.kind ?? 'SecretStore'}/${storeRef.name}\u0000${ref.key}\u0000${ref.version ?? ''}`;
-    let pending = this.#reads.get(readKey);
-    if (!pending) {
-      pending = provider
-        .getSecret(
-          ref.version ? { key: ref.key, version: ref.version } : { key: ref.key },
-          this.#signal,
-        )
-        .then((v) => v.value);
-      this.#reads.set(readKey, pending);
-    }
-    try {
-      return { label: storeLabel(store), value: await pending };
-    } catch (err) {
-      throw fetchError(err, `error processing ${where}`);
-    }
-  }
-
-  #source(ref: StoreRef): Promise<{ store: SecretStore; provider: Provider }> {
-    const key = `${ref.kind ?? 'SecretStore'}/${ref.name}`;
-    let pending = this.#stores.get(key);
-    if (!pending) {
-      pending = this.#build(ref);
-      this.#stores.set(key, pending);
-    }
-    return pending;
-  }
-
-  async #build(ref: StoreRef): Promise<{ store: SecretStore; provider: Provider }> {
-    const { kube, config } = this.#deps;
-    const store = await getStore(kube, config.podNamespace, ref);
-    const ctx: ProviderContext = {
-      store,
-      namespace: config.podNamespace,
-      kube,
-      config,
-      env: this.#deps.env ?? process.env,
-    };
-    const provider = await (this.#deps.loadProvider ?? loadProvider)(ctx);
-    return { store, provider };
-  }
-
-  close(): void {
-    for (const pending of this.#stores.values()) {
-      pending.then(
-        (s) => s.provider.close?.(),
-        () => {},
-      );
-    }
-  }
-}
-
-interface Written {
-  changed: boolean;
-  secret: WriteOutcome;
-}
-
-/** Steps 3 to 5: template, files, Secret. */
-async function writeTarget(
+async function runPass(
   deps: SyncDeps,
   es: ExternalSecret,
   target: string,
-  fetched: Record<string, Buffer>,
-): Promise<Written> {
+  intervalMs: number,
+  files: TargetFiles,
+  signal: AbortSignal,
+): Promise<PassResult> {
+  const { kube, config } = deps;
   const t = es.spec.target ?? {};
-  const template = t.template;
-  if (template?.templateFrom?.length)
-    throw new UnsupportedError('spec.target.template.templateFrom is not supported yet');
+  const policy = t.creationPolicy ?? 'Owner';
+  const namespace = config.podNamespace;
+  const owner = ownerOf(es);
 
-  let data = fetched;
-  if (template?.data && Object.keys(template.data).length > 0) {
-    // Loaded on first use: nunjucks costs memory in every sidecar, and many have no template.
-    const { renderTemplateData } = await import('./template.ts');
-    const rendered = renderTemplateData(template.data, fetched);
-    data = template.mergePolicy === 'Merge' ? { ...fetched, ...rendered } : rendered;
+  // 1. nothing due and the Secret intact: the files come from it, the provider is not read
+  let live: { secret: Secret | undefined } | undefined; // undefined: not read yet
+  if (!isRefreshDue(es, intervalMs) && policy !== 'None') {
+    live = { secret: await stage('update', () => readSecret(kube, namespace, target)) };
+    const checked = await serveFromSecret(live.secret, policy, target, files);
+    if (checked) return checked;
   }
 
-  // NOTE: with target.immutable the files, once written, keep their first value for the life
-  // of the pod, as the Secret keeps its own (C19); a recreated Secret reaches new pods only.
-  const { outputDir, fileMode } = deps.config;
-  const keepFiles =
-    t.immutable === true && (await targetWrittenAt(outputDir, target)) !== undefined;
-  const files = keepFiles
-    ? { changed: false }
-    : await writeTargetFiles(outputDir, target, data, fileMode);
-  const secret = await writeSecret(deps.kube, {
-    namespace: deps.config.podNamespace,
+  // 2. fetch
+  const fetched = await stage('fetch', () => fetchData(deps, es, signal));
+
+  // 3. nothing found: Delete removes the Secret, Retain keeps it, Merge writes it empty
+  const deletion = t.deletionPolicy ?? 'Retain';
+  if (Object.keys(fetched.data).length === 0 && deletion !== 'Merge') {
+    if (deletion === 'Retain') return { kind: 'retained' };
+    const deleted = await stage('delete', async () => {
+      const secret = live ? live.secret : await readSecret(kube, namespace, target);
+      return deleteSecret(kube, { namespace, name: target, owner, creationPolicy: policy }, secret);
+    });
+    const written = await stage('update', () => files.write(target, {}));
+    return { kind: 'deleted', deleted, filesChanged: written.changed, missing: fetched.missing };
+  }
+
+  // 4. the target's content; 5. the Secret
+  const content = await stage('update', () => buildTarget(kube, es, fetched.data));
+  const desired = {
+    namespace,
     name: target,
-    data,
-    ...(template?.type ? { type: template.type } : {}),
-    ...(template?.metadata?.labels ? { labels: template.metadata.labels } : {}),
-    ...(template?.metadata?.annotations ? { annotations: template.metadata.annotations } : {}),
+    data: content.data,
+    labels: content.labels,
+    annotations: content.annotations,
+    finalizers: content.finalizers,
+    ...(content.type ? { type: content.type } : {}),
     ...(t.immutable ? { immutable: true } : {}),
-    creationPolicy: t.creationPolicy ?? 'Owner',
-    owner: {
-      apiVersion: es.apiVersion,
-      kind: 'ExternalSecret',
-      name: es.metadata.name,
-      uid: es.metadata.uid ?? '',
-    },
-  });
-  const changed = files.changed || secret.action === 'created' || secret.action === 'updated';
-  return { changed, secret };
+    creationPolicy: policy,
+    owner,
+  };
+  const secret = await stage('update', () =>
+    writeSecret(kube, desired, live ? (live.secret ?? null) : undefined),
+  );
+
+  // 6. the files: what the ExternalSecret defines; for an immutable target the Secret's kept
+  // value, so that the files and the Secret agree (C19).
+  // NOTE: with target.immutable the files, once written, keep their first value for the life
+  // of the pod, as the Secret keeps its own; a recreated Secret reaches new pods only.
+  if (t.immutable && (await files.writtenAt(target)) !== undefined)
+    return { kind: 'written', secret, filesChanged: false, missing: fetched.missing };
+  const fileData =
+    t.immutable && secret.data && (policy === 'Owner' || policy === 'Orphan')
+      ? decodeData(secret.data)
+      : content.data;
+  const written = await stage('update', () => files.write(target, fileData));
+  return { kind: 'written', secret, filesChanged: written.changed, missing: fetched.missing };
+}
+
+/**
+ * Step 1 when no refresh is due: an intact Secret stands for the provider. The pod's files are
+ * kept, or written from the Secret when the pod has none. Returns undefined when the provider
+ * must be read after all: the Secret is missing or edited (drift repair), or it is a Merge
+ * target whose foreign keys must not become files.
+ */
+async function serveFromSecret(
+  live: Secret | undefined,
+  policy: CreationPolicy,
+  target: string,
+  files: TargetFiles,
+): Promise<PassResult | undefined> {
+  if (!isSecretValid(live)) return undefined;
+  if ((await files.writtenAt(target)) !== undefined)
+    return { kind: 'checked', filesChanged: false };
+  if (policy !== 'Owner' && policy !== 'Orphan') return undefined;
+  const written = await stage('update', () => files.write(target, decodeData(live?.data)));
+  return { kind: 'checked', filesChanged: written.changed };
+}
+
+function ownerOf(es: ExternalSecret): OwnerReference {
+  return {
+    apiVersion: es.apiVersion,
+    kind: 'ExternalSecret',
+    name: es.metadata.name,
+    uid: es.metadata.uid ?? '',
+  };
+}
+
+/** Secret data (base64) as bytes. */
+function decodeData(data: Record<string, string> = {}): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'base64');
+  return out;
+}
+
+/** The Ready condition a successful pass reports. */
+function successCondition(result: PassResult): {
+  reason: string;
+  message: string;
+  synced: boolean;
+} {
+  switch (result.kind) {
+    case 'checked':
+      return { reason: REASON_SYNCED, message: 'Secret was synced', synced: false };
+    case 'retained':
+      return {
+        reason: REASON_SYNCED,
+        message: 'secret retained due to DeletionPolicy=Retain',
+        synced: true,
+      };
+    case 'deleted':
+      return {
+        reason: REASON_DELETED,
+        message: 'secret deleted due to DeletionPolicy=Delete',
+        synced: true,
+      };
+    case 'written':
+      return result.secret.action === 'missing'
+        ? {
+            reason: REASON_MISSING,
+            message: 'secret will not be created due to CreationPolicy=Merge',
+            synced: true,
+          }
+        : { reason: REASON_SYNCED, message: 'Secret was synced', synced: true };
+  }
 }
 
 async function reportSuccess(
   deps: SyncDeps,
   es: ExternalSecret,
   target: string,
-  written: Written,
+  result: PassResult,
   now: Date,
 ): Promise<void> {
-  const id = `${es.metadata.namespace}/${es.metadata.name}`;
-  const wroteSecret = written.secret.action === 'created' || written.secret.action === 'updated';
+  const namespace = es.metadata.namespace ?? deps.config.podNamespace;
+  const id = `${namespace}/${es.metadata.name}`;
   const source = { component: COMPONENT, instance: deps.config.podName };
+  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
+    bestEffort(deps, id, 'event failed', () =>
+      emitEvent(deps.kube, es, type, reason, message, source, now),
+    );
+
+  const condition = successCondition(result);
+  const wroteSecret =
+    (result.kind === 'written' &&
+      (result.secret.action === 'created' || result.secret.action === 'updated')) ||
+    (result.kind === 'deleted' && result.deleted);
   await bestEffort(deps, id, 'status update failed', () =>
-    updateStatus(
-      deps.kube,
-      es,
-      { ready: true, reason: REASON_SYNCED, message: 'Secret was synced', target },
-      now,
-      wroteSecret,
-    ),
+    updateStatus(deps.kube, es, { ready: true, target, ...condition }, now, wroteSecret),
   );
-  if (wroteSecret) {
-    const msg = `${written.secret.action === 'created' ? 'Created' : 'Updated'} Secret ${es.metadata.namespace}/${target}`;
-    await bestEffort(deps, id, 'event failed', () =>
-      emitEvent(deps.kube, es, 'Normal', EVENT_UPDATED, msg, source, now),
-    );
+
+  if (result.kind === 'written') {
+    const action = result.secret.action;
+    if (action === 'created')
+      await event('Normal', EVENT_CREATED, `Created Secret ${namespace}/${target}`);
+    if (action === 'updated')
+      await event('Normal', EVENT_UPDATED, `Updated Secret ${namespace}/${target}`);
+    if (result.secret.removedKeys.length) {
+      await event(
+        'Warning',
+        EVENT_UPDATED,
+        `adopted Secret ${namespace}/${target} and removed keys the ExternalSecret does not define: ${result.secret.removedKeys.join(', ')}`,
+      );
+    }
   }
-  if (written.secret.removedKeys.length) {
-    const msg = `adopted Secret ${es.metadata.namespace}/${target} and removed keys the ExternalSecret does not define: ${written.secret.removedKeys.join(', ')}`;
-    await bestEffort(deps, id, 'event failed', () =>
-      emitEvent(deps.kube, es, 'Warning', EVENT_UPDATED, msg, source, now),
+  if (result.kind === 'deleted' && result.deleted)
+    await event(
+      'Normal',
+      EVENT_DELETED,
+      `Deleted Secret ${namespace}/${target}: secret deleted due to DeletionPolicy=Delete`,
     );
+  // Missing remote secrets are reported when they changed the Secret, not on every pass.
+  if ((result.kind === 'written' || result.kind === 'deleted') && wroteSecret) {
+    const policy = es.spec.target?.deletionPolicy ?? 'Retain';
+    for (const m of result.missing) {
+      await event(
+        'Normal',
+        EVENT_MISSING_PROVIDER_SECRET,
+        `secret ${m.key} does not exist at provider (${m.where}, ${m.store}); its keys were left out due to DeletionPolicy=${policy}`,
+      );
+    }
   }
-  if (written.changed) deps.log.info('secret synced', { externalSecret: id, target });
+  if (hasChanged(result)) deps.log.info('secret synced', { externalSecret: id, target });
 }
 
 async function reportFailure(

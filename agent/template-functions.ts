@@ -93,8 +93,9 @@ function index(coll: TplValue, ...keys: TplValue[]): TplValue {
       cur = Object.hasOwn(cur, k) ? cur[k] : '';
     } else if (Array.isArray(cur)) {
       const i = Number(key instanceof JsonNumber ? key.text : key);
+      // NOTE: the index is not quoted: it may come from a secret value.
       if (!Number.isInteger(i) || i < 0 || i >= cur.length)
-        throw new TemplateError(`index: index out of range: ${String(key)}`);
+        throw new TemplateError(`index: index out of range (the list has ${cur.length} items)`);
       cur = cur[i];
     } else {
       throw new TemplateError(`index: cannot index into ${describeType(cur)}`);
@@ -139,7 +140,8 @@ function printf(format: TplValue, ...args: TplValue[]): string {
           out = String(arg === true || arg === 'true');
           break;
         default:
-          throw new TemplateError(`printf: unsupported verb %${verb}`);
+          // the format may be a secret value, so the verb is not quoted
+          throw new TemplateError('printf: unsupported verb (supported: %s %v %d %f %q %x %X %t)');
       }
       const w = Number(width ?? 0);
       if (out.length >= w) return out;

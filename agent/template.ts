@@ -120,9 +120,10 @@ function pairs(v: TplValue): [TplValue, TplValue][] {
 
 /**
  * Renders one template. `data` holds the fetched values as byte strings (latin1, one char per
- * byte; see template-functions.ts). Returns the rendered bytes.
+ * byte; see template-functions.ts). Returns the rendered bytes. `label` names the template in
+ * errors, for example `template data key "pw"`.
  */
-function render(key: string, source: string, data: Record<string, string>): Buffer {
+function render(label: string, source: string, data: Record<string, string>): Buffer {
   const state: { error?: TemplateError } = {};
   try {
     const compiled = compile(source);
@@ -141,7 +142,7 @@ function render(key: string, source: string, data: Record<string, string>): Buff
     const cause = state.error ?? err;
     const message =
       cause instanceof TemplateError ? cause.message : nunjucksMessage(cause as Error);
-    throw new TemplateError(`template data key "${key}": ${message}`);
+    throw new TemplateError(`${label}: ${message}`);
   }
 }
 
@@ -154,6 +155,19 @@ function nunjucksMessage(err: Error): string {
     .replace(/\bTemplateError: /, '');
 }
 
+/** Renders templates against one set of data: `(label, source)` to the rendered bytes. */
+export type Renderer = (label: string, source: string) => Buffer;
+
+/**
+ * A Renderer over `data` (the fetched values). Each call throws a TemplateError that starts
+ * with its `label` when the template does not parse or render.
+ */
+export function createRenderer(data: Record<string, Buffer>): Renderer {
+  const bytes: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(data)) bytes[k] = v.toString('latin1');
+  return (label, source) => render(label, source, bytes);
+}
+
 /**
  * Renders every template in `templates` against `data` and returns the results by key. The
  * first failure throws a TemplateError naming its template key.
@@ -162,9 +176,9 @@ export function renderTemplateData(
   templates: Record<string, string>,
   data: Record<string, Buffer>,
 ): Record<string, Buffer> {
-  const bytes: Record<string, string> = Object.create(null);
-  for (const [k, v] of Object.entries(data)) bytes[k] = v.toString('latin1');
+  const renderOne = createRenderer(data);
   const out: Record<string, Buffer> = {};
-  for (const [key, source] of Object.entries(templates)) out[key] = render(key, source, bytes);
+  for (const [key, source] of Object.entries(templates))
+    out[key] = renderOne(`template data key "${key}"`, source);
   return out;
 }

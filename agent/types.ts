@@ -5,8 +5,11 @@
  */
 import type { KubeClient } from './kube-client.ts';
 
-/** The part of KubeClient the agent's sync uses; tests pass an in-memory fake. */
-export type KubeApi = Pick<KubeClient, 'get' | 'create' | 'replace' | 'patch'>;
+/**
+ * The part of KubeClient the agent's sync uses. The agent passes its HTTPS client; `render` and
+ * the tests pass the in-memory MemoryKube (memory-kube.ts).
+ */
+export type KubeApi = Pick<KubeClient, 'get' | 'create' | 'replace' | 'patch' | 'delete'>;
 
 export interface ObjectMeta {
   name: string;
@@ -17,6 +20,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
+  finalizers?: string[];
 }
 
 export interface OwnerReference {
@@ -36,12 +40,44 @@ export interface Secret {
   immutable?: boolean;
   /** Values are base64, as the API stores them. */
   data?: Record<string, string>;
+  /** Write-only in the API: merged into data on write. Accepted in `render` input. */
+  stringData?: Record<string, string>;
+}
+
+export interface ConfigMap {
+  apiVersion?: 'v1';
+  kind?: 'ConfigMap';
+  metadata: ObjectMeta;
+  data?: Record<string, string>;
+  /** Values are base64. */
+  binaryData?: Record<string, string>;
 }
 
 /** A reference to a key of a Kubernetes Secret, as stores use it for credentials. */
 export interface SecretKeySelector {
   name: string;
   key: string;
+  /** Honoured for ClusterSecretStores only; a SecretStore reads its own namespace. */
+  namespace?: string;
+}
+
+/**
+ * A service account a store authenticates as. The agent requests tokens only for the pod's
+ * own service account, so `name` (and, for a ClusterSecretStore, `namespace`) must match it.
+ */
+export interface ServiceAccountSelector {
+  name: string;
+  /** Honoured for ClusterSecretStores only. */
+  namespace?: string;
+  /** Audiences of the requested token; each provider has its default. */
+  audiences?: string[];
+}
+
+/** Where a store finds the PEM bundle of the CA that signs its server's certificate. */
+export interface CAProvider {
+  type: 'Secret' | 'ConfigMap';
+  name: string;
+  key?: string;
   /** Honoured for ClusterSecretStores only; a SecretStore reads its own namespace. */
   namespace?: string;
 }
@@ -57,11 +93,29 @@ export interface RemoteRef {
   property?: string;
   version?: string;
   decodingStrategy?: DecodingStrategy;
-  conversionStrategy?: string;
+  conversionStrategy?: ConversionStrategy;
   metadataPolicy?: 'None' | 'Fetch';
 }
 
 export type DecodingStrategy = 'None' | 'Base64' | 'Base64URL' | 'Auto';
+export type ConversionStrategy = 'Default' | 'Unicode';
+
+/** `dataFrom[].find`: every remote secret whose name, path and tags match. */
+export interface FindSpec {
+  path?: string;
+  name?: { regexp?: string };
+  tags?: Record<string, string>;
+  conversionStrategy?: ConversionStrategy;
+  decodingStrategy?: DecodingStrategy;
+}
+
+/** One `dataFrom[].rewrite` step: exactly one of regexp or transform. */
+export interface Rewrite {
+  regexp?: { source?: string; target?: string };
+  transform?: { template?: string };
+  /** ESO's merge step; refused here. */
+  merge?: unknown;
+}
 
 export interface SourceRef {
   storeRef?: StoreRef;
@@ -76,18 +130,36 @@ export interface ExternalSecretData {
 
 export interface ExternalSecretDataFrom {
   extract?: RemoteRef;
-  find?: unknown;
-  rewrite?: unknown[];
+  find?: FindSpec;
+  rewrite?: Rewrite[];
   sourceRef?: SourceRef;
+}
+
+/** A ConfigMap or Secret in the ExternalSecret's namespace whose keys hold templates. */
+export interface TemplateRef {
+  name: string;
+  items?: { key: string; templateAs?: 'Values' | 'KeysAndValues' }[];
+}
+
+export interface TemplateFrom {
+  configMap?: TemplateRef;
+  secret?: TemplateRef;
+  literal?: string;
+  /** Data (default), Annotations or Labels; compared case-insensitively, as ESO does. */
+  target?: string;
 }
 
 export interface TemplateSpec {
   type?: string;
   engineVersion?: string;
   mergePolicy?: 'Replace' | 'Merge';
-  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata?: {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+  };
   data?: Record<string, string>;
-  templateFrom?: unknown[];
+  templateFrom?: TemplateFrom[];
 }
 
 export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge' | 'None' | 'CreateOrMerge';
@@ -121,6 +193,7 @@ export interface ExternalSecret {
   metadata: ObjectMeta;
   spec: {
     refreshInterval?: string;
+    refreshPolicy?: 'CreatedOnce' | 'Periodic' | 'OnChange';
     secretStoreRef?: StoreRef;
     target?: ExternalSecretTarget;
     data?: ExternalSecretData[];

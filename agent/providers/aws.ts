@@ -382,3 +382,144 @@ async function requestToken(
     );
   }
 }
+
+// --- dataFrom.find: ListSecrets ---
+// NOTE: this part sits at the end of the file, with its imports inline, because another change
+// to the top of this file was in flight when it was written. createAwsProviderWithFind can
+// fold into createAwsProvider (one client for both calls) once that has landed.
+
+/** The one listing call `find` makes, as a narrow type tests can fake. */
+export interface SecretsManagerListApi {
+  listSecrets(
+    input: {
+      Filters?: { Key: 'name' | 'tag-key' | 'tag-value'; Values: string[] }[];
+      NextToken?: string;
+      MaxResults?: number;
+    },
+    options: { abortSignal: AbortSignal },
+  ): Promise<{
+    SecretList?: { Name?: string; Tags?: { Key?: string; Value?: string }[] }[];
+    NextToken?: string;
+  }>;
+}
+
+/** A bound on ListSecrets pages, so a store with a runaway prefix cannot loop for ever. */
+const MAX_LIST_PAGES = 100;
+
+/**
+ * `dataFrom.find` on Secrets Manager: every secret whose name matches `find.name.regexp` (Go
+ * syntax, unanchored), starts with `find.path`, and carries each tag of `find.tags` with that
+ * value, by its name (the store `prefix` included, as ESO returns it). ListSecrets is narrowed
+ * server-side by the `name` (prefix) and tag filters; the regexp and the exact key=value pairs
+ * are checked here, because AWS matches tag keys and tag values independently. Each match is
+ * then read with `getSecret` (GetSecretValue).
+ */
+export async function findSecretsManagerSecrets(
+  api: SecretsManagerListApi,
+  getSecret: Provider['getSecret'],
+  find: import('./provider.ts').FindRef,
+  label: string,
+  signal: AbortSignal,
+  prefix = '',
+): Promise<Map<string, Buffer | string>> {
+  const { compileGoRegexp, matchesGo } = await import('../go-regexp.ts');
+  const re =
+    find.name?.regexp !== undefined
+      ? compileGoRegexp(find.name.regexp, `${label}: find.name.regexp`)
+      : undefined;
+  const path = `${prefix}${find.path ?? ''}`;
+  const tags = Object.entries(find.tags ?? {});
+  const filters: { Key: 'name' | 'tag-key' | 'tag-value'; Values: string[] }[] = [];
+  if (path) filters.push({ Key: 'name', Values: [path] });
+  for (const [k, v] of tags)
+    filters.push({ Key: 'tag-key', Values: [k] }, { Key: 'tag-value', Values: [v] });
+
+  const names: string[] = [];
+  let token: string | undefined;
+  for (let page = 0; page < MAX_LIST_PAGES; page++) {
+    let out: Awaited<ReturnType<SecretsManagerListApi['listSecrets']>>;
+    try {
+      out = await api.listSecrets(
+        {
+          ...(filters.length ? { Filters: filters } : {}),
+          ...(token ? { NextToken: token } : {}),
+          MaxResults: 100,
+        },
+        { abortSignal: signal },
+      );
+    } catch (err) {
+      throw awsError(err, `${label}: cannot list secrets (find)`);
+    }
+    for (const s of out.SecretList ?? []) {
+      const name = s.Name;
+      if (!name || !name.startsWith(path)) continue;
+      if (re && !matchesGo(re, name)) continue;
+      const have = new Map((s.Tags ?? []).map((t) => [t.Key, t.Value]));
+      if (!tags.every(([k, v]) => have.get(k) === v)) continue;
+      names.push(name);
+    }
+    token = out.NextToken;
+    if (!token) break;
+  }
+
+  const found = new Map<string, Buffer | string>();
+  for (const name of names) {
+    // the provider adds the prefix to every key it reads
+    const key = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+    try {
+      found.set(name, (await getSecret({ key }, signal)).value);
+    } catch (err) {
+      // listed a moment ago and deleted since: not an error for find
+      if (err instanceof NotFoundError) continue;
+      throw err;
+    }
+  }
+  return found;
+}
+
+/**
+ * The AWS provider with `getAllSecrets` (dataFrom.find). The listing client is made on the
+ * first `find`, with the same region and credentials as the store's reads.
+ */
+export async function createAwsProviderWithFind(
+  spec: unknown,
+  ctx: ProviderContext,
+): Promise<Provider> {
+  const provider = await createAwsProvider(spec, ctx);
+  const aws = (spec ?? {}) as AwsProviderSpec;
+  const label = `${storeLabel(ctx.store)} (aws)`;
+  let lister: Promise<{ api: SecretsManagerListApi; destroy: () => void }> | undefined;
+  const listApi = () =>
+    (lister ??= (async () => {
+      const sdk = await import('@aws-sdk/client-secrets-manager');
+      const region = (aws.region || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION) as string;
+      const { credentials } = await resolveAwsCredentials(aws, region, ctx);
+      const client = new sdk.SecretsManagerClient({ region, credentials, maxAttempts: 3 });
+      const api: SecretsManagerListApi = {
+        listSecrets: (input, options) => client.send(new sdk.ListSecretsCommand(input), options),
+      };
+      return { api, destroy: () => client.destroy() };
+    })());
+  return {
+    name: provider.name,
+    getSecret: (ref, signal) => provider.getSecret(ref, signal),
+    async getAllSecrets(find, signal) {
+      const { api } = await listApi();
+      return findSecretsManagerSecrets(
+        api,
+        (ref, s) => provider.getSecret(ref, s),
+        find,
+        label,
+        signal,
+        aws.prefix ?? '',
+      );
+    },
+    close: () => {
+      provider.close?.();
+      lister?.then(
+        (l) => l.destroy(),
+        () => {},
+      );
+    },
+  };
+}

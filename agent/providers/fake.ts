@@ -1,14 +1,19 @@
 /**
- * ESO's `fake` provider: the store itself holds the data, for tests and demos.
+ * ESO's `fake` provider: the store itself holds the data, for tests, demos and `render`.
  *
- *   spec.provider.fake.data: [{ key, value, version?, valueMap? }]
+ *   spec.provider.fake.data: [{ key, value, version?, valueMap?, tags? }]
  *
  * An entry matches a remoteRef when both key and version are equal (an entry without version
  * answers only refs without version). `valueMap`, deprecated in ESO, is served as the JSON text
  * of the map when `value` is absent.
+ *
+ * `dataFrom.find` lists the entries whose key matches `name.regexp` (Go syntax, unanchored),
+ * starts with `path`, and carries every tag of `tags` (an extension: ESO's fake has no tags).
+ * Where a key has several versions, the greatest version string wins, as in ESO.
  */
 import { NotFoundError, UnsupportedError } from '../errors.ts';
-import type { Provider, ProviderContext, SecretRef, SecretValue } from './provider.ts';
+import { compileGoRegexp, matchesGo } from '../go-regexp.ts';
+import type { FindRef, Provider, ProviderContext, SecretRef, SecretValue } from './provider.ts';
 import { storeLabel } from './provider.ts';
 
 interface FakeEntry {
@@ -16,7 +21,11 @@ interface FakeEntry {
   value?: string;
   version?: string;
   valueMap?: Record<string, string>;
+  tags?: Record<string, string>;
 }
+
+const valueOf = (entry: FakeEntry) =>
+  entry.value ?? (entry.valueMap ? JSON.stringify(entry.valueMap) : '');
 
 export async function createFakeProvider(spec: unknown, ctx: ProviderContext): Promise<Provider> {
   const label = storeLabel(ctx.store);
@@ -35,8 +44,27 @@ export async function createFakeProvider(spec: unknown, ctx: ProviderContext): P
         const version = ref.version ? ` version ${ref.version}` : '';
         throw new NotFoundError(`${label} (fake): secret ${ref.key}${version} does not exist`);
       }
-      const value = entry.value ?? (entry.valueMap ? JSON.stringify(entry.valueMap) : '');
+      const value = valueOf(entry);
       return entry.version ? { value, version: entry.version } : { value };
+    },
+
+    async getAllSecrets(find: FindRef): Promise<Map<string, Buffer | string>> {
+      const re =
+        find.name?.regexp !== undefined
+          ? compileGoRegexp(find.name.regexp, `${label} (fake): find.name.regexp`)
+          : undefined;
+      const latest = new Map<string, FakeEntry>();
+      for (const entry of data) {
+        if (re && !matchesGo(re, entry.key)) continue;
+        if (find.path !== undefined && !entry.key.startsWith(find.path)) continue;
+        const tags = entry.tags ?? {};
+        if (!Object.entries(find.tags ?? {}).every(([k, v]) => tags[k] === v)) continue;
+        const seen = latest.get(entry.key);
+        if (!seen || (seen.version ?? '') < (entry.version ?? '')) latest.set(entry.key, entry);
+      }
+      const out = new Map<string, Buffer | string>();
+      for (const [key, entry] of latest) out.set(key, valueOf(entry));
+      return out;
     },
   };
 }

@@ -23,10 +23,26 @@ export interface SecretValue {
   version?: string;
 }
 
+/** `dataFrom[].find`: the criteria a remote secret must all meet. */
+export interface FindRef {
+  /** Regular expression (Go syntax, unanchored) the secret's name must match. */
+  name?: { regexp?: string };
+  /** Tags the secret must carry, each with exactly this value. */
+  tags?: Record<string, string>;
+  /** Only secrets whose name starts with this path. */
+  path?: string;
+}
+
 export interface Provider {
   /** The provider key in the store spec, for example "aws". */
   readonly name: string;
   getSecret(ref: SecretRef, signal: AbortSignal): Promise<SecretValue>;
+  /**
+   * Every secret that matches `find`, by its name as the provider has it (`app/db_user`); the
+   * sync renames and validates the keys. No match is an empty result, not an error. Providers
+   * that cannot list leave this out and the sync reports `find` as unsupported for them.
+   */
+  getAllSecrets?(find: FindRef, signal: AbortSignal): Promise<Map<string, Buffer | string>>;
   /** Releases sockets and timers; the sync calls it when the pass is over. */
   close?(): void;
 }
@@ -46,7 +62,8 @@ type Factory = (spec: unknown, ctx: ProviderContext) => Promise<Provider>;
 
 const factories: Record<string, () => Promise<Factory>> = {
   fake: async () => (await import('./fake.ts')).createFakeProvider,
-  aws: async () => (await import('./aws.ts')).createAwsProvider,
+  aws: async () => (await import('./aws.ts')).createAwsProviderWithFind,
+  vault: async () => (await import('./vault.ts')).createVaultProvider,
 };
 
 /** "SecretStore ns/name" or "ClusterSecretStore name", for messages. */

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TargetConflictError } from '../../agent/errors.ts';
 import {
   DATA_HASH_ANNOTATION,
   MANAGED_LABEL,
+  createdByValue,
+  dataHash,
+  deleteSecret,
+  isSecretValid,
   writeSecret,
   type DesiredSecret,
 } from '../../agent/secret-writer.ts';
@@ -41,7 +44,7 @@ describe('writeSecret', () => {
     assert.deepEqual(decoded(s), { password: 'p' });
     assert.equal(s?.type, 'Opaque');
     assert.equal(s?.metadata.labels?.[MANAGED_LABEL], 'true');
-    assert.match(s?.metadata.annotations?.[DATA_HASH_ANNOTATION] ?? '', /^[0-9a-f]{32}$/);
+    assert.match(s?.metadata.annotations?.[DATA_HASH_ANNOTATION] ?? '', /^[0-9a-f]{56}$/);
     assert.deepEqual(s?.metadata.ownerReferences, [
       { ...owner, controller: true, blockOwnerDeletion: true },
     ]);
@@ -81,7 +84,11 @@ describe('writeSecret', () => {
       data: { other: Buffer.from('x').toString('base64') },
     });
     const out = await writeSecret(kube, desired({ password: 'p' }));
-    assert.deepEqual(out, { action: 'updated', removedKeys: ['other'] });
+    assert.deepEqual(out, {
+      action: 'updated',
+      removedKeys: ['other'],
+      data: { password: 'cA==' },
+    });
     assert.deepEqual(decoded(kube.object(path)), { password: 'p' });
     assert.equal(kube.object<Secret>(path)?.metadata.ownerReferences?.[0]?.uid, 'es-uid');
   });
@@ -97,11 +104,11 @@ describe('writeSecret', () => {
     assert.equal(kube.object<Secret>(path)?.metadata.ownerReferences, undefined);
   });
 
-  it('refuses Merge into a Secret that does not exist', async () => {
-    await assert.rejects(
-      writeSecret(new FakeKube(), desired({ a: 'b' }, { creationPolicy: 'Merge' })),
-      TargetConflictError,
-    );
+  it('writes nothing for Merge when the Secret does not exist, and says so (SecretMissing)', async () => {
+    const kube = new FakeKube();
+    const out = await writeSecret(kube, desired({ a: 'b' }, { creationPolicy: 'Merge' }));
+    assert.equal(out.action, 'missing');
+    assert.equal(kube.writes().length, 0);
   });
 
   it('writes nothing for creationPolicy None', async () => {
@@ -150,10 +157,10 @@ describe('writeSecret', () => {
   it('reports an error when an immutable Secret would change and immutability is not asked (C19)', async () => {
     const kube = new FakeKube();
     await writeSecret(kube, desired({ k: 'v1' }, { immutable: true }));
-    await assert.rejects(
-      writeSecret(kube, desired({ k: 'v3' })),
-      /could not update secret, target is immutable/,
-    );
+    await assert.rejects(writeSecret(kube, desired({ k: 'v3' })), {
+      name: 'ImmutableTargetError',
+      code: 'ERR_TARGET_IMMUTABLE',
+    });
   });
 
   it('retries once when the Secret changed between read and write', async () => {
@@ -170,5 +177,91 @@ describe('writeSecret', () => {
     };
     assert.equal((await writeSecret(kube, desired({ k: 'v2' }))).action, 'updated');
     assert.deepEqual(decoded(kube.object(path)), { k: 'v2' });
+  });
+});
+
+describe('dataHash', () => {
+  it("equals ESO's data-hash for the same data (SHA3-224 of Go's %+v, computed with Go 1.26)", () => {
+    const enc = (o: Record<string, string>) =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+    const data = enc({
+      dotted: 'literal',
+      index: 'b',
+      object: '{"bar":"nested","baz":"z"}',
+      path: 'z',
+      empty: '',
+    });
+    assert.equal(dataHash(data), '8f6189670154b61b69bc23d9f76644ea9869aa0997d5b4464b0323be');
+    assert.equal(dataHash({}), '74a974446e359fb3e6baff9bd0058950e6edd0f040888d9989b0a11b');
+  });
+
+  it("gives ESO's created-by label value for namespace/name", () => {
+    assert.equal(
+      createdByValue('app-ns', 'c01'),
+      'aa90f3fb2b605219c53949ccea49d6325373721b0514a233ea4e4713',
+    );
+  });
+});
+
+describe('isSecretValid', () => {
+  it('accepts a Secret this writer wrote and refuses it once hand-edited', async () => {
+    const kube = new FakeKube();
+    await writeSecret(kube, desired({ db: 'v1' }));
+    const live = kube.object<Secret>(path) as Secret;
+    assert.equal(isSecretValid(live), true);
+    assert.equal(isSecretValid({ ...live, data: { db: 'aGFja2Vk' } }), false);
+    assert.equal(isSecretValid(undefined), false);
+    const { [MANAGED_LABEL]: _, ...labels } = live.metadata.labels ?? {};
+    assert.equal(isSecretValid({ ...live, metadata: { ...live.metadata, labels } }), false);
+  });
+});
+
+describe('writeSecret on immutable targets', () => {
+  it('brings the metadata of a kept immutable Secret in line without touching its data', async () => {
+    const kube = new FakeKube();
+    kube.put(path, {
+      metadata: { name: 'target', namespace: 'app-ns' },
+      immutable: true,
+      data: { k: Buffer.from('v1').toString('base64') },
+    });
+    const out = await writeSecret(kube, desired({ k: 'v2' }, { immutable: true }));
+    assert.equal(out.action, 'updated');
+    const s = kube.object<Secret>(path) as Secret;
+    assert.deepEqual(decoded(s), { k: 'v1' });
+    assert.equal(isSecretValid(s), true);
+    assert.deepEqual(out.data, s.data);
+  });
+});
+
+describe('deleteSecret', () => {
+  it('deletes a Secret this ExternalSecret owns', async () => {
+    const kube = new FakeKube();
+    await writeSecret(kube, desired({ a: 'b' }));
+    const live = kube.object<Secret>(path);
+    assert.equal(await deleteSecret(kube, desired({}), live), true);
+    assert.equal(kube.object(path), undefined);
+  });
+
+  it('refuses to delete a Secret it does not manage', async () => {
+    const kube = new FakeKube();
+    kube.put(path, { metadata: { name: 'target', namespace: 'app-ns' }, data: {} });
+    await assert.rejects(
+      deleteSecret(kube, desired({}), kube.object<Secret>(path)),
+      /unable to delete Secret app-ns\/target: it is not managed by this ExternalSecret/,
+    );
+    assert.ok(kube.object(path));
+  });
+
+  it('refuses deletion for creationPolicy Merge', async () => {
+    const kube = new FakeKube();
+    await writeSecret(kube, desired({ a: 'b' }));
+    await assert.rejects(
+      deleteSecret(kube, desired({}, { creationPolicy: 'Merge' }), kube.object<Secret>(path)),
+      /creationPolicy Merge is not Owner or Orphan/,
+    );
+  });
+
+  it('does nothing when there is no Secret', async () => {
+    assert.equal(await deleteSecret(new FakeKube(), desired({}), undefined), false);
   });
 });

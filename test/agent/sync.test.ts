@@ -138,7 +138,7 @@ describe('syncExternalSecret', () => {
     assert.match(es.status?.syncedResourceVersion ?? '', /^1-[0-9a-f]{32}$/);
     assert.deepEqual(
       w.kube.events().map((e) => [e.type, e.reason, e.message]),
-      [['Normal', 'Updated', `Created Secret ${NS}/db-connection-string`]],
+      [['Normal', 'Created', `Created Secret ${NS}/db-connection-string`]],
     );
   });
 
@@ -234,7 +234,7 @@ describe('syncExternalSecret', () => {
     assert.equal(out.ok, false);
     assert.equal(out.error?.code, 'ERR_NOT_FOUND');
     const expected =
-      `could not get secret data from provider: error processing spec.data[2]: SecretStore ${NS}/fake: ` +
+      `could not get secret data from provider: error processing spec.data[2] (key prod/database): SecretStore ${NS}/fake: ` +
       'key nope does not exist in secret prod/database';
     assert.equal(out.message, `ExternalSecret ${NS}/app-credentials: ${expected}`);
     assert.deepEqual(w.kube.object(paths.secret('app-credentials')), secretBefore);
@@ -276,7 +276,7 @@ describe('syncExternalSecret', () => {
     const out = await syncExternalSecret(w.deps, 'app-credentials');
     assert.match(
       out.message ?? '',
-      /error processing spec\.data\[0\]: prod\/database unreachable$/,
+      /error processing spec\.data\[0\] \(key prod\/database\): SecretStore app-ns\/fake: prod\/database unreachable$/,
     );
   });
 
@@ -475,7 +475,7 @@ describe('ClusterSecretStore conditions', () => {
       if (!c.ok) {
         assert.match(
           out.message ?? '',
-          /could not get secret data from provider: spec.data\[0\]: using cluster store "shared" is not allowed from namespace "team-c": denied by spec.condition$/,
+          /could not get secret data from provider: error processing spec.data\[0\] \(key k\): using cluster store "shared" is not allowed from namespace "team-c": denied by spec.condition$/,
         );
         assert.equal(out.error?.code, 'ERR_STORE_NOT_ALLOWED');
       }

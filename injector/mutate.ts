@@ -53,7 +53,7 @@ import type {
   Volume,
   VolumeMount,
 } from './pod.ts';
-import { podRef } from './pod.ts';
+import { podRef, podShapeProblems } from './pod.ts';
 
 /**
  * command[0] of every agent container.
@@ -157,6 +157,9 @@ export type MutateResult =
  * Warnings are short sentences meant for the AdmissionReview response (kubectl prints them).
  */
 export function mutate(pod: Pod, settings: InjectorSettings): MutateResult {
+  const shape = podShapeProblems(pod);
+  if (shape.length > 0) return { ok: false, error: new AdmissionError(podRef(pod), shape) };
+
   const meta = pod.metadata ?? {};
   if (meta.labels?.[INJECT_LABEL] !== 'true') {
     return {
@@ -165,7 +168,10 @@ export function mutate(pod: Pod, settings: InjectorSettings): MutateResult {
       warnings: [`pod is not labelled ${INJECT_LABEL}=true; not injected`],
     };
   }
-  if (meta.annotations?.[STATUS_ANNOTATION] === STATUS_INJECTED) {
+  // NOTE: the status annotation alone does not make a pod "injected": anyone can set it. Only
+  // when our containers are there too is a second pass a no-op; otherwise the pod is injected
+  // (and the annotation rewritten), so an opted-in pod never starts without its secrets.
+  if (meta.annotations?.[STATUS_ANNOTATION] === STATUS_INJECTED && hasAgentContainer(pod)) {
     return { ok: true, patch: [], warnings: [] };
   }
 
@@ -177,6 +183,11 @@ export function mutate(pod: Pod, settings: InjectorSettings): MutateResult {
     return { ok: false, error: new AdmissionError(podRef(pod), plan.problems) };
   }
   return { ok: true, patch: buildPatch(pod, plan, settings), warnings: plan.warnings };
+}
+
+function hasAgentContainer(pod: Pod): boolean {
+  const names = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name);
+  return names.includes(INIT_CONTAINER_NAME) || names.includes(SIDECAR_CONTAINER_NAME);
 }
 
 /** Every decision about one pod, made before any patch operation is written. */

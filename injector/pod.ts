@@ -124,3 +124,46 @@ export function podRef(pod: Pod): string {
   const name = meta.name || (meta.generateName ? `${meta.generateName}<generated>` : '<unnamed>');
   return `${meta.namespace || '<no namespace>'}/${name}`;
 }
+
+/**
+ * Checks the parts of a pod that mutate() reads have the types the Pod API gives them. The API
+ * server never sends anything else, but the webhook's HTTP endpoint accepts any JSON, and a
+ * wrong type must come back as a refusal naming the field, not as a crash. Returns one message
+ * per problem, empty when the shape is fine.
+ */
+export function podShapeProblems(pod: unknown): { field: string; message: string }[] {
+  const problems: { field: string; message: string }[] = [];
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const stringMap = (v: unknown, field: string) => {
+    if (v === undefined) return;
+    if (!isObject(v)) return void problems.push({ field, message: 'must be an object' });
+    for (const [k, x] of Object.entries(v)) {
+      if (typeof x !== 'string') problems.push({ field: `${field}[${JSON.stringify(k)}]`, message: 'must be a string' });
+    }
+  };
+  const list = (v: unknown, field: string, required = false) => {
+    if (v === undefined && !required) return;
+    if (!Array.isArray(v)) return void problems.push({ field, message: 'must be a list' });
+    v.forEach((item, i) => {
+      if (!isObject(item)) problems.push({ field: `${field}[${i}]`, message: 'must be an object' });
+      else if (typeof item.name !== 'string') problems.push({ field: `${field}[${i}].name`, message: 'must be a string' });
+    });
+  };
+  if (!isObject(pod)) return [{ field: 'object', message: 'must be a Pod object' }];
+  const meta = pod.metadata;
+  if (meta !== undefined && !isObject(meta)) problems.push({ field: 'metadata', message: 'must be an object' });
+  if (isObject(meta)) {
+    stringMap(meta.labels, 'metadata.labels');
+    stringMap(meta.annotations, 'metadata.annotations');
+  }
+  const spec = pod.spec;
+  if (!isObject(spec)) return [...problems, { field: 'spec', message: 'must be an object' }];
+  list(spec.containers, 'spec.containers', true);
+  list(spec.initContainers, 'spec.initContainers');
+  list(spec.volumes, 'spec.volumes');
+  stringMap(spec.nodeSelector, 'spec.nodeSelector');
+  for (const key of ['securityContext', 'os'] as const) {
+    if (spec[key] !== undefined && !isObject(spec[key])) problems.push({ field: `spec.${key}`, message: 'must be an object' });
+  }
+  return problems;
+}

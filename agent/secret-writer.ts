@@ -47,8 +47,10 @@ export interface DesiredSecret {
 export interface WriteOutcome {
   /** `missing`: creationPolicy Merge and no Secret to merge into. */
   action: 'created' | 'updated' | 'unchanged' | 'skipped' | 'missing';
-  /** Keys an adopting Owner write removed from an existing Secret (names only). */
+  /** Keys the write removed from an existing Secret (names only). */
   removedKeys: string[];
+  /** True when the write took over a Secret that this ExternalSecret did not control. */
+  adopted?: boolean;
   /**
    * The Secret's data after the write (base64), when a Secret exists: for an immutable target
    * it is the value kept, which may differ from the desired one.
@@ -202,7 +204,7 @@ async function writeOnce(
 
   const removedKeys = Object.keys(live.data ?? {}).filter((k) => !(k in data));
   await kube.replace(secretPath(desired.namespace, desired.name), next);
-  return { action: 'updated', removedKeys, data };
+  return { action: 'updated', removedKeys, data, adopted: controller?.uid !== desired.owner.uid };
 }
 
 /** The Secret to write: the live object (if any) with our data, labels, annotations and owner. */

@@ -459,7 +459,9 @@ async function reportSuccess(
       await event(
         'Warning',
         EVENT_UPDATED,
-        `adopted Secret ${namespace}/${target} and removed keys the ExternalSecret does not define: ${result.secret.removedKeys.join(', ')}`,
+        result.secret.adopted
+          ? `adopted Secret ${namespace}/${target} and removed keys the ExternalSecret does not define: ${result.secret.removedKeys.join(', ')}`
+          : `removed keys the ExternalSecret does not define from Secret ${namespace}/${target} (added by hand?): ${result.secret.removedKeys.join(', ')}`,
       );
     }
   }

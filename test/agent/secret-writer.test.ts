@@ -77,6 +77,17 @@ describe('writeSecret', () => {
     assert.deepEqual(decoded(kube.object(path)), { db: 'v1' });
   });
 
+  it('names a key added by hand to its own Secret without calling it an adoption', async () => {
+    const kube = new FakeKube();
+    await writeSecret(kube, desired({ db: 'v1' }));
+    const live = kube.object<Secret>(path) as Secret;
+    kube.put(path, { ...live, data: { ...live.data, extra: Buffer.from('x').toString('base64') } });
+    const out = await writeSecret(kube, desired({ db: 'v1' }));
+    assert.equal(out.action, 'updated');
+    assert.deepEqual(out.removedKeys, ['extra']);
+    assert.equal(out.adopted, false);
+  });
+
   it('adopts an existing Secret for Owner, drops its other keys and names them (C17)', async () => {
     const kube = new FakeKube();
     kube.put(path, {
@@ -88,6 +99,7 @@ describe('writeSecret', () => {
       action: 'updated',
       removedKeys: ['other'],
       data: { password: 'cA==' },
+      adopted: true,
     });
     assert.deepEqual(decoded(kube.object(path)), { password: 'p' });
     assert.equal(kube.object<Secret>(path)?.metadata.ownerReferences?.[0]?.uid, 'es-uid');

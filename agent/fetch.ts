@@ -246,19 +246,27 @@ class Sources {
     ref: RemoteRef,
     where: string,
   ): Promise<{ label: string; value: Buffer | string } | typeof MISSING> {
-    if (ref.metadataPolicy === 'Fetch')
-      throw new UnsupportedError(`${where}: metadataPolicy Fetch is not supported yet`);
     const storeRef = this.#storeRef(sourceRef, where);
 
     const { store, provider } = await this.#source(storeRef).catch((err: unknown) => {
       throw locate(err, where);
     });
-    const readKey = `${storeRef.kind ?? 'SecretStore'}/${storeRef.name}\u0000${ref.key}\u0000${ref.version ?? ''}`;
+    const fetchMetadata = ref.metadataPolicy === 'Fetch';
+    if (fetchMetadata && !provider.supportsMetadata) {
+      throw new UnsupportedError(
+        `${where}: ${storeLabel(store)}: metadataPolicy Fetch is not supported by provider ${provider.name}`,
+      );
+    }
+    const readKey = `${storeRef.kind ?? 'SecretStore'}/${storeRef.name}\u0000${ref.key}\u0000${ref.version ?? ''}\u0000${fetchMetadata ? 'metadata' : 'data'}`;
     let pending = this.#reads.get(readKey);
     if (!pending) {
       pending = provider
         .getSecret(
-          ref.version ? { key: ref.key, version: ref.version } : { key: ref.key },
+          {
+            key: ref.key,
+            ...(ref.version ? { version: ref.version } : {}),
+            ...(fetchMetadata ? { metadataPolicy: 'Fetch' as const } : {}),
+          },
           this.#signal,
         )
         .then((v) => v.value);

@@ -15,6 +15,11 @@ export interface SecretRef {
   key: string;
   /** Provider-specific version selector (`remoteRef.version`); absent means the current one. */
   version?: string;
+  /**
+   * `remoteRef.metadataPolicy`: `Fetch` reads the secret's metadata (for example Vault KV v2
+   * custom_metadata) instead of its value. Only providers with `supportsMetadata` get it.
+   */
+  metadataPolicy?: 'None' | 'Fetch';
 }
 
 export interface SecretValue {
@@ -37,6 +42,8 @@ export interface Provider {
   /** The provider key in the store spec, for example "aws". */
   readonly name: string;
   getSecret(ref: SecretRef, signal: AbortSignal): Promise<SecretValue>;
+  /** True when getSecret serves `metadataPolicy: Fetch`; the sync refuses it otherwise. */
+  readonly supportsMetadata?: boolean;
   /**
    * Every secret that matches `find`, by its name as the provider has it (`app/db_user`); the
    * sync renames and validates the keys. No match is an empty result, not an error. Providers

@@ -9,9 +9,8 @@
  * `dataFrom.extract` work through agent/properties.ts like for every provider. A deleted or
  * destroyed version, and a missing secret, are NotFoundError. `metadataPolicy: Fetch` (KV v2)
  * reads `<mount>/metadata/<key>` instead: `custom_metadata` plus `created_time`,
- * `current_version` and `delete_version_after`, as ESO returns them. NOTE: agent/fetch.ts still
- * refuses metadataPolicy Fetch before asking any provider; this reader serves it once the sync
- * passes `metadataPolicy` in the ref (VaultSecretRef).
+ * `current_version` and `delete_version_after`, as ESO returns them (the sync passes
+ * `metadataPolicy` in the ref).
  *
  * Authentication, the first method the store names:
  * - `tokenSecretRef`: a Vault token kept in a Kubernetes Secret (no login, no renewal).
@@ -677,6 +676,7 @@ export function vaultProvider(session: VaultSession, kv: KvSettings): Provider {
 
   return {
     name: 'vault',
+    supportsMetadata: true,
     getSecret(ref: VaultSecretRef, signal: AbortSignal): Promise<SecretValue> {
       return ref.metadataPolicy === 'Fetch' ? readMetadata(ref, signal) : readData(ref, signal);
     },

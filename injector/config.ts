@@ -2,7 +2,12 @@
  * Settings of `external-secrets-agent injector`, each declared once: flag, environment variable,
  * default, help and parser. A flag wins over its environment variable, which wins over the
  * default. Every problem is reported at start-up, naming the flag and the variable.
+ *
+ * Two tables: SETTINGS (the server's address and certificate files, and every default of the
+ * mutated pod; `inject` accepts the pod ones too) and TLS_SETTINGS (the self-managed
+ * certificate, which only the server has a use for).
  */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../agent/errors.ts';
 import {
@@ -18,12 +23,25 @@ import { DEFAULT_INJECTOR_SETTINGS, type InjectorSettings } from './mutate.ts';
 export interface InjectorConfig {
   port: number;
   host: string;
+  /** Certificate files, watched for changes; not read when `selfManagedTls` is set. */
   tlsCertFile: string;
   tlsKeyFile: string;
+  /** Present when the injector manages its own CA and serving certificate (tls-self-managed.ts). */
+  selfManagedTls?: SelfManagedTlsConfig;
   /** The injector's own log level. */
   logLevel: LogLevel;
   /** What `mutate` is given. */
   settings: InjectorSettings;
+}
+
+export interface SelfManagedTlsConfig {
+  webhookConfigName: string;
+  secretName: string;
+  /** `undefined`: the namespace the injector runs in (main.ts reads it from its pod). */
+  secretNamespace: string | undefined;
+  serviceName: string;
+  /** More names or IP addresses for the serving certificate. */
+  extraHosts: string[];
 }
 
 interface Setting {
@@ -32,6 +50,8 @@ interface Setting {
   /** `undefined` makes the setting required; `''` means "not set" where that is allowed. */
   default: string | undefined;
   help: string;
+  /** `--flag` alone means `--flag=true`. */
+  isSwitch?: boolean;
 }
 
 const d = DEFAULT_INJECTOR_SETTINGS;
@@ -131,11 +151,54 @@ export const SETTINGS = {
   },
 } as const satisfies Record<string, Setting>;
 
-type Name = keyof typeof SETTINGS;
+/** The self-managed certificate (tls-self-managed.ts); every one is ignored unless enabled. */
+export const TLS_SETTINGS = {
+  tlsSelfManaged: {
+    flag: 'tls-self-managed',
+    env: 'ESA_TLS_SELF_MANAGED',
+    default: 'false',
+    help: 'manage a CA and serving certificate in a Secret and the webhook caBundle; true or false',
+    isSwitch: true,
+  },
+  webhookConfigName: {
+    flag: 'webhook-config-name',
+    env: 'ESA_WEBHOOK_CONFIG_NAME',
+    default: '',
+    help: 'self-managed: MutatingWebhookConfiguration whose caBundle is kept current',
+  },
+  tlsSecretName: {
+    flag: 'tls-secret-name',
+    env: 'ESA_TLS_SECRET_NAME',
+    default: '',
+    help: 'self-managed: Secret holding the CA and serving certificate, shared by replicas',
+  },
+  tlsSecretNamespace: {
+    flag: 'tls-secret-namespace',
+    env: 'ESA_TLS_SECRET_NAMESPACE',
+    default: '',
+    help: "self-managed: namespace of the Secret and Service; empty for the injector's own",
+  },
+  tlsServiceName: {
+    flag: 'tls-service-name',
+    env: 'ESA_TLS_SERVICE_NAME',
+    default: '',
+    help: 'self-managed: Service the API server calls; its DNS names go in the certificate',
+  },
+  tlsExtraHosts: {
+    flag: 'tls-extra-hosts',
+    env: 'ESA_TLS_EXTRA_HOSTS',
+    default: '',
+    help: 'self-managed: more DNS names or IP addresses for the certificate, comma-separated',
+  },
+} as const satisfies Record<string, Setting>;
+
+const ALL_SETTINGS = { ...SETTINGS, ...TLS_SETTINGS };
+
+type Name = keyof typeof ALL_SETTINGS;
 
 /** One line per setting, for `injector --help`. */
 export function settingsHelp(): string {
-  return Object.values(SETTINGS as Record<string, Setting>)
+  return Object.values(ALL_SETTINGS as Record<string, Setting>)
     .map((s) => {
       const fallback =
         s.default === undefined ? 'required' : `default ${JSON.stringify(s.default)}`;
@@ -149,24 +212,31 @@ export function settingsHelp(): string {
  * listing every bad setting. Values are echoed in messages: none of these is a credential.
  */
 export function parseInjectorConfig(args: string[], env: NodeJS.ProcessEnv): InjectorConfig {
-  const flagOptions = Object.fromEntries(
-    Object.values(SETTINGS as Record<string, Setting>).map((s) => [s.flag, { type: 'string' }]),
-  ) as Record<string, { type: 'string' }>;
+  const all = Object.values(ALL_SETTINGS as Record<string, Setting>);
+  const flagOptions = Object.fromEntries(all.map((s) => [s.flag, { type: 'string' }])) as Record<
+    string,
+    { type: 'string' }
+  >;
   let flags: Record<string, string | undefined>;
   try {
-    flags = parseArgs({ args, options: flagOptions, strict: true, allowPositionals: false })
-      .values as Record<string, string | undefined>;
+    const parsed = parseArgs({
+      args: expandSwitches(args, all),
+      options: flagOptions,
+      strict: true,
+      allowPositionals: false,
+    });
+    flags = parsed.values as Record<string, string | undefined>;
   } catch (err) {
     throw new ConfigError(`injector: ${(err as Error).message}`);
   }
 
   const problems: string[] = [];
   const raw = (name: Name): string | undefined => {
-    const s: Setting = SETTINGS[name];
+    const s: Setting = ALL_SETTINGS[name];
     return flags[s.flag] ?? env[s.env] ?? s.default;
   };
   const bad = (name: Name, expected: string) => {
-    const s: Setting = SETTINGS[name];
+    const s: Setting = ALL_SETTINGS[name];
     problems.push(
       `--${s.flag} ($${s.env}): expected ${expected}, got ${JSON.stringify(raw(name))}`,
     );
@@ -215,6 +285,7 @@ export function parseInjectorConfig(args: string[], env: NodeJS.ProcessEnv): Inj
   }
 
   const resources = readResources(optional, bad);
+  const selfManagedTls = readSelfManagedTls(text, optional, bad);
 
   if (problems.length > 0) throw new ConfigError(`injector settings: ${problems.join('; ')}`);
   const settings: InjectorSettings = {
@@ -228,14 +299,62 @@ export function parseInjectorConfig(args: string[], env: NodeJS.ProcessEnv): Inj
     agentUid: d.agentUid,
   };
   if (tokenAudience !== undefined) settings.tokenAudience = tokenAudience;
-  return deepFreeze({
+  const config: InjectorConfig = {
     port,
     host: text('host'),
     tlsCertFile: text('tlsCertFile'),
     tlsKeyFile: text('tlsKeyFile'),
     logLevel,
     settings,
+  };
+  if (selfManagedTls) config.selfManagedTls = selfManagedTls;
+  return deepFreeze(config);
+}
+
+/** `--switch` followed by nothing or by another flag means `--switch=true`. */
+function expandSwitches(args: string[], settings: Setting[]): string[] {
+  const switches = new Set(settings.filter((s) => s.isSwitch).map((s) => `--${s.flag}`));
+  return args.map((arg, i) => {
+    const next = args[i + 1];
+    const isBare = switches.has(arg) && (next === undefined || next.startsWith('-'));
+    return isBare ? `${arg}=true` : arg;
   });
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN_PART = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+const DNS_SUBDOMAIN = new RegExp(`^(?=.{1,253}$)${DNS_SUBDOMAIN_PART}(\\.${DNS_SUBDOMAIN_PART})*$`);
+
+/** The self-managed certificate's settings when it is switched on; each name is checked. */
+function readSelfManagedTls(
+  text: (name: Name) => string,
+  optional: (name: Name) => string | undefined,
+  bad: (name: Name, expected: string) => void,
+): SelfManagedTlsConfig | undefined {
+  const isOn = text('tlsSelfManaged');
+  if (isOn !== 'true' && isOn !== 'false') bad('tlsSelfManaged', 'true or false');
+  if (isOn !== 'true') return undefined;
+
+  const need = (name: Name, pattern: RegExp, what: string) => {
+    const value = text(name);
+    if (!pattern.test(value)) bad(name, `${what} (required with --tls-self-managed)`);
+    return value;
+  };
+  const webhookConfigName = need('webhookConfigName', DNS_SUBDOMAIN, 'an object name');
+  const secretName = need('tlsSecretName', DNS_SUBDOMAIN, 'a Secret name');
+  const serviceName = need('tlsServiceName', DNS_LABEL, 'a Service name');
+  const secretNamespace = optional('tlsSecretNamespace');
+  if (secretNamespace !== undefined && !DNS_LABEL.test(secretNamespace)) {
+    bad('tlsSecretNamespace', 'a namespace name, or empty');
+  }
+  const extraHosts = (optional('tlsExtraHosts') ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  if (extraHosts.some((h) => !DNS_SUBDOMAIN.test(h) && isIP(h) === 0)) {
+    bad('tlsExtraHosts', 'DNS names or IP addresses, comma-separated');
+  }
+  return { webhookConfigName, secretName, secretNamespace, serviceName, extraHosts };
 }
 
 function readResources(

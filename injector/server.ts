@@ -4,6 +4,8 @@
  * Routes:
  * - `POST /mutate`: AdmissionReview `admission.k8s.io/v1` in and out.
  * - `GET /healthz`: 200 while the process serves. `GET /readyz`: 200 until `close()` begins.
+ * - `GET /metrics`: Prometheus text (metrics.ts): reviews by result, latency, injections by
+ *   namespace, expiry of the serving certificate.
  *
  * What it answers:
  * - A Pod CREATE: the patch (or no patch for a pod already injected), with `mutate`'s warnings;
@@ -22,7 +24,14 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
 import type { Logger } from '../agent/log.ts';
+import {
+  createInjectorMetrics,
+  type InjectorMetrics,
+  METRICS_CONTENT_TYPE,
+  type ReviewResult,
+} from './metrics.ts';
 import { type InjectorSettings, mutate } from './mutate.ts';
 import { type Pod, podRef } from './pod.ts';
 
@@ -39,12 +48,19 @@ export interface InjectorServerOptions {
   keyPem: string | Buffer;
   settings: InjectorSettings;
   log: Logger;
+  /** Where the server counts reviews; a fresh set when omitted. */
+  metrics?: InjectorMetrics;
 }
 
 export interface InjectorServer {
   /** The port actually bound. */
   readonly port: number;
-  /** Serves a new certificate to new connections, for example after cert-manager renewed it. */
+  readonly metrics: InjectorMetrics;
+  /**
+   * Serves a new certificate to new connections, for example after cert-manager renewed it;
+   * connections already open keep the one they started with. Throws, and keeps the current
+   * certificate, if TLS refuses the pair (check it first with `checkKeyPair` from tls.ts).
+   */
   updateCertificate(certPem: string | Buffer, keyPem: string | Buffer): void;
   /** Turns /readyz to 503, stops accepting connections and waits for open requests to finish. */
   close(): Promise<void>;
@@ -56,6 +72,7 @@ export interface InjectorServer {
  */
 export async function startInjectorServer(options: InjectorServerOptions): Promise<InjectorServer> {
   const { settings, log } = options;
+  const metrics = options.metrics ?? createInjectorMetrics();
   let isReady = true;
   const server = https.createServer({
     cert: options.certPem,
@@ -66,11 +83,20 @@ export async function startInjectorServer(options: InjectorServerOptions): Promi
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    route(req, res, settings, log, () => isReady).catch((err: unknown) => {
-      log.error('request failed', { errCode: 'ERR_INTERNAL', err: (err as Error).message });
-      if (!res.headersSent) sendText(res, 500, 'internal error');
-      else res.destroy();
-    });
+    const started = performance.now();
+    const isReview = (req.url ?? '/').split('?')[0] === '/mutate';
+    const context: RouteContext = { settings, log, metrics, isReady: () => isReady };
+    route(req, res, context).then(
+      (outcome) => {
+        if (isReview && outcome) observe(metrics, started, outcome);
+      },
+      (err: unknown) => {
+        log.error('request failed', { errCode: 'ERR_INTERNAL', err: (err as Error).message });
+        if (isReview) observe(metrics, started, { result: 'error' });
+        if (!res.headersSent) sendText(res, 500, 'internal error');
+        else res.destroy();
+      },
+    );
   });
   // A failed TLS handshake or a malformed request line: drop that socket, keep serving.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -87,11 +113,14 @@ export async function startInjectorServer(options: InjectorServerOptions): Promi
   });
   const port = (server.address() as AddressInfo).port;
   log.info('injector listening', { address: `${options.host}:${port}` });
+  recordNotAfter(metrics, options.certPem);
 
   return {
     port,
+    metrics,
     updateCertificate(certPem, keyPem) {
       server.setSecureContext({ cert: certPem, key: keyPem, minVersion: 'TLSv1.2' });
+      recordNotAfter(metrics, certPem);
       log.info('serving certificate updated');
     },
     close() {
@@ -104,35 +133,79 @@ export async function startInjectorServer(options: InjectorServerOptions): Promi
   };
 }
 
+interface RouteContext {
+  settings: InjectorSettings;
+  log: Logger;
+  metrics: InjectorMetrics;
+  isReady: () => boolean;
+}
+
+/** What a request to /mutate came to, for the metrics; `undefined` for a non-review answer. */
+interface ReviewOutcome {
+  result: ReviewResult;
+  namespace?: string;
+}
+
 async function route(
   req: IncomingMessage,
   res: ServerResponse,
-  settings: InjectorSettings,
-  log: Logger,
-  isReady: () => boolean,
-): Promise<void> {
+  { settings, log, metrics, isReady }: RouteContext,
+): Promise<ReviewOutcome | undefined> {
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/healthz' && isRead(req)) return sendText(res, 200, 'ok');
   if (path === '/readyz' && isRead(req)) {
     return isReady() ? sendText(res, 200, 'ok') : sendText(res, 503, 'shutting down');
   }
+  if (path === '/metrics' && isRead(req)) {
+    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE });
+    res.end(metrics.render());
+    return undefined;
+  }
   if (path !== '/mutate') return sendText(res, 404, `no route ${req.method} ${path}`);
   if (req.method !== 'POST') {
     res.setHeader('Allow', 'POST');
-    return sendText(res, 405, '/mutate takes POST with an AdmissionReview');
+    sendText(res, 405, '/mutate takes POST with an AdmissionReview');
+    return { result: 'bad_request' };
   }
 
   const body = await readBody(req, MAX_BODY_BYTES);
   if (body === undefined) {
-    return sendText(res, 413, `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    sendText(res, 413, `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    return { result: 'bad_request' };
   }
   const started = performance.now();
   const answer = reviewAdmission(body, settings);
   const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
   logOutcome(log, answer, durationMs);
-  if (answer.kind === 'bad-request') return sendText(res, 400, answer.message);
+  if (answer.kind === 'bad-request') {
+    sendText(res, 400, answer.message);
+    return { result: 'bad_request' };
+  }
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.end(JSON.stringify(answer.review));
+  return { result: RESULT_OF[answer.kind], namespace: answer.namespace };
+}
+
+const RESULT_OF = {
+  injected: 'injected',
+  unchanged: 'unchanged',
+  refused: 'refused',
+  failed: 'error',
+} as const satisfies Record<string, ReviewResult>;
+
+function observe(metrics: InjectorMetrics, started: number, outcome: ReviewOutcome): void {
+  const seconds = (performance.now() - started) / 1000;
+  metrics.observeReview(outcome.result, seconds, outcome.namespace);
+}
+
+/** Sets the certificate-expiry gauge; a PEM the server accepted always parses. */
+function recordNotAfter(metrics: InjectorMetrics, certPem: string | Buffer): void {
+  try {
+    metrics.setCertificateNotAfter(new Date(new X509Certificate(certPem).validTo));
+  } catch {
+    // NOTE: only reachable with a PEM that TLS accepted and X509Certificate did not; the
+    // gauge then keeps its last value rather than failing the certificate update.
+  }
 }
 
 function isRead(req: IncomingMessage): boolean {
@@ -144,6 +217,8 @@ export type ReviewAnswer =
   | {
       kind: 'injected' | 'unchanged' | 'refused' | 'failed';
       pod: string;
+      /** The pod's namespace, as the review gave it (the pod may not carry one yet). */
+      namespace: string;
       review: AdmissionReviewOut;
       /** For `refused` and `failed`: the reason, as sent to the API server. */
       message?: string;
@@ -190,6 +265,7 @@ export function reviewAdmission(body: Buffer | string, settings: InjectorSetting
     },
   };
   const ref = podRef(pod);
+  const namespace = typeof pod.metadata?.namespace === 'string' ? pod.metadata.namespace : '';
   const respond = (response: Omit<AdmissionReviewOut['response'], 'uid'>): AdmissionReviewOut => ({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -197,7 +273,7 @@ export function reviewAdmission(body: Buffer | string, settings: InjectorSetting
   });
 
   if (request.operation !== 'CREATE') {
-    return { kind: 'unchanged', pod: ref, review: respond({ allowed: true }) };
+    return { kind: 'unchanged', pod: ref, namespace, review: respond({ allowed: true }) };
   }
 
   let result: ReturnType<typeof mutate>;
@@ -207,21 +283,26 @@ export function reviewAdmission(body: Buffer | string, settings: InjectorSetting
     // A bug in mutate: refuse (the pod would otherwise start without its secrets) and say so.
     const message = `injector error while mutating pod ${ref}: ${(err as Error).message}`;
     const review = respond({ allowed: false, status: { code: 500, message } });
-    return { kind: 'failed', pod: ref, review, message, errCode: 'ERR_INTERNAL' };
+    return { kind: 'failed', pod: ref, namespace, review, message, errCode: 'ERR_INTERNAL' };
   }
 
   if (!result.ok) {
     const message = result.error.message;
     const review = respond({ allowed: false, status: { code: 400, message } });
-    return { kind: 'refused', pod: ref, review, message, errCode: result.error.code };
+    return { kind: 'refused', pod: ref, namespace, review, message, errCode: result.error.code };
   }
   const warnings = result.warnings.length > 0 ? { warnings: result.warnings } : {};
   if (result.patch.length === 0) {
-    return { kind: 'unchanged', pod: ref, review: respond({ allowed: true, ...warnings }) };
+    return {
+      kind: 'unchanged',
+      pod: ref,
+      namespace,
+      review: respond({ allowed: true, ...warnings }),
+    };
   }
   const patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
   const review = respond({ allowed: true, patchType: 'JSONPatch', patch, ...warnings });
-  return { kind: 'injected', pod: ref, review };
+  return { kind: 'injected', pod: ref, namespace, review };
 }
 
 interface ReviewRequest {
@@ -316,7 +397,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
   });
 }
 
-function sendText(res: ServerResponse, status: number, message: string): void {
+/** Returns `undefined` so a route can `return sendText(...)` for an answer that is no review. */
+function sendText(res: ServerResponse, status: number, message: string): undefined {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
   res.end(message + '\n');
+  return undefined;
 }

@@ -34,6 +34,11 @@ export interface RunningInjector {
 export interface StartInjectorOptions {
   /** Namespaces whose pods the webhook sees; keeps test files from catching each other's pods. */
   namespaces: string[];
+  /**
+   * Namespaces the webhook never sees even when listed in `namespaces` (a NotIn expression, as
+   * the chart excludes kube-system, kube-node-lease and the injector's own namespace).
+   */
+  excludeNamespaces?: string[];
   /** Run the esbuild bundle at this path instead of cli.ts. */
   bundle?: string;
   /** Extra flags for `external-secrets-agent injector`. */
@@ -76,7 +81,12 @@ export async function startInjector(cp: ControlPlane, options: StartInjectorOpti
         rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
         objectSelector: { matchLabels: { [INJECT_LABEL]: 'true' } },
         namespaceSelector: {
-          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: options.namespaces }],
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'In', values: options.namespaces },
+            ...(options.excludeNamespaces?.length
+              ? [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: options.excludeNamespaces }]
+              : []),
+          ],
         },
         failurePolicy: 'Fail',
         sideEffects: 'None',

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../agent/errors.ts';
-import { parseInjectorConfig } from '../../injector/config.ts';
+import { parseInjectorConfig, settingsHelp } from '../../injector/config.ts';
 
 const image = { ESA_AGENT_IMAGE: 'esa:1' };
 
@@ -106,6 +106,81 @@ describe('parseInjectorConfig', () => {
   });
 });
 
+describe('parseInjectorConfig: self-managed TLS', () => {
+  const names = [
+    '--webhook-config-name=esa-injector',
+    '--tls-secret-name=esa-injector-tls',
+    '--tls-service-name=esa-injector',
+  ];
+
+  it('is off unless asked for', () => {
+    assert.equal(parseInjectorConfig([], image).selfManagedTls, undefined);
+    assert.equal(parseInjectorConfig(['--tls-self-managed=false'], image).selfManagedTls, undefined);
+  });
+
+  it('reads its settings from flags, a bare --tls-self-managed meaning true', () => {
+    const config = parseInjectorConfig(
+      ['--tls-self-managed', ...names, '--tls-extra-hosts', 'esa.example, 127.0.0.1,::1'],
+      image,
+    );
+    assert.deepEqual(config.selfManagedTls, {
+      webhookConfigName: 'esa-injector',
+      secretName: 'esa-injector-tls',
+      secretNamespace: undefined,
+      serviceName: 'esa-injector',
+      extraHosts: ['esa.example', '127.0.0.1', '::1'],
+    });
+  });
+
+  it('reads its settings from the environment', () => {
+    const config = parseInjectorConfig([], {
+      ...image,
+      ESA_TLS_SELF_MANAGED: 'true',
+      ESA_WEBHOOK_CONFIG_NAME: 'hooks',
+      ESA_TLS_SECRET_NAME: 'tls',
+      ESA_TLS_SECRET_NAMESPACE: 'esa-system',
+      ESA_TLS_SERVICE_NAME: 'svc',
+    });
+    assert.equal(config.selfManagedTls?.secretNamespace, 'esa-system');
+    assert.equal(config.selfManagedTls?.webhookConfigName, 'hooks');
+  });
+
+  it('takes a bare --tls-self-managed before another flag, and an explicit value after it', () => {
+    const on = parseInjectorConfig(['--tls-self-managed', '--port=1', ...names], image);
+    assert.ok(on.selfManagedTls);
+    assert.equal(on.port, 1);
+    const off = parseInjectorConfig(['--tls-self-managed', 'false'], image);
+    assert.equal(off.selfManagedTls, undefined);
+  });
+
+  const bad = [
+    {
+      name: 'names every setting self-managed TLS needs',
+      args: ['--tls-self-managed'],
+      message: /--webhook-config-name .*required with --tls-self-managed.*--tls-secret-name .*--tls-service-name/,
+    },
+    { name: 'refuses a switch value other than true or false', args: ['--tls-self-managed=yes'], message: /--tls-self-managed \(\$ESA_TLS_SELF_MANAGED\): expected true or false/ },
+    { name: 'refuses a Service name that is not a DNS label', args: ['--tls-self-managed', ...names, '--tls-service-name=Esa_Injector'], message: /--tls-service-name/ },
+    { name: 'refuses a namespace that is not a DNS label', args: ['--tls-self-managed', ...names, '--tls-secret-namespace=a.b'], message: /--tls-secret-namespace/ },
+    { name: 'refuses an extra host that is neither a name nor an address', args: ['--tls-self-managed', ...names, '--tls-extra-hosts=a b'], message: /--tls-extra-hosts .*DNS names or IP addresses/ },
+  ];
+  for (const c of bad) {
+    it(c.name, () => {
+      assert.throws(
+        () => parseInjectorConfig(c.args, image),
+        (err: unknown) => err instanceof ConfigError && c.message.test(err.message),
+      );
+    });
+  }
+
+  it('lists the TLS settings in --help with their variables', () => {
+    const help = settingsHelp();
+    for (const flag of ['tls-self-managed', 'webhook-config-name', 'tls-secret-name', 'tls-secret-namespace', 'tls-service-name', 'tls-extra-hosts']) {
+      assert.match(help, new RegExp(`--${flag} +\\$ESA_`));
+    }
+  });
+});
+
 describe('external-secrets-agent injector (CLI)', () => {
   it('serves /healthz on loopback and exits 0 on SIGTERM', { timeout: 20_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'esa-injector-cli-'));
@@ -139,7 +214,7 @@ describe('external-secrets-agent injector (CLI)', () => {
       const port = await new Promise<number>((resolve, reject) => {
         child.stderr.on('data', (chunk: Buffer) => {
           stderr += chunk.toString();
-          const match = /"msg":"injector listening".*"key":"127\.0\.0\.1:(\d+)"/.exec(stderr);
+          const match = /"msg":"injector listening".*"address":"127\.0\.0\.1:(\d+)"/.exec(stderr);
           if (match) resolve(Number(match[1]));
         });
         child.on('exit', (code) => reject(new Error(`injector exited ${code}: ${stderr}`)));

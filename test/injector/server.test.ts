@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -352,5 +353,57 @@ describe('injector server', () => {
     const reply = await call('GET', '/healthz', undefined, certs.second.cert);
     assert.equal(reply.servedCn, 'second');
     server.updateCertificate(certs.first.cert, certs.first.key);
+  });
+
+  it('keeps the current certificate when updateCertificate is given a key that does not match', async () => {
+    assert.throws(() => server.updateCertificate(certs.second.cert, certs.first.key));
+    assert.equal((await call('GET', '/healthz')).servedCn, 'first');
+  });
+
+  /** GET /metrics as `name{labels}` → value. */
+  async function scrape(): Promise<Map<string, number>> {
+    const reply = await call('GET', '/metrics');
+    assert.equal(reply.status, 200);
+    assert.match(String(reply.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    return new Map(
+      reply.text
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]),
+    );
+  }
+
+  it('counts each review on /metrics by result, with its latency, and injections by namespace', async () => {
+    const before = await scrape();
+    await mutateOverHttp(fixture('i01-job-pod'));
+    await mutateOverHttp(fixture('i01-job-pod'), { operation: 'UPDATE' });
+    const refused = fixture('i02-init-first');
+    refused.metadata!.annotations!['agent.external-secrets.io/mode'] = 'bogus';
+    await mutateOverHttp(refused);
+    await call('POST', '/mutate', 'not json');
+    await call('GET', '/mutate');
+    await call('GET', '/healthz'); // not a review: not counted
+    const after = await scrape();
+
+    const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+    const reviews = (result: string) => delta(`esa_injector_admission_reviews_total{result="${result}"}`);
+    assert.deepEqual(
+      ['injected', 'unchanged', 'refused', 'bad_request', 'error'].map(reviews),
+      [1, 1, 1, 2, 0],
+    );
+    assert.equal(delta('esa_injector_admission_review_duration_seconds_count'), 5);
+    assert.equal(delta('esa_injector_admission_review_duration_seconds_bucket{le="+Inf"}'), 5);
+    assert.equal(delta('esa_injector_injections_total{namespace="team-a"}'), 1);
+  });
+
+  it('names no pod in /metrics, and reports the expiry of the certificate being served', async () => {
+    const reply = await call('GET', '/metrics');
+    for (const podName of ['migrate', 'api', 'batch-worker']) {
+      assert.doesNotMatch(reply.text, new RegExp(`"${podName}`), `no label value starts with ${podName}`);
+    }
+    const expiry = /^esa_injector_serving_certificate_not_after_seconds (\d+)$/m.exec(reply.text);
+    assert.ok(expiry, 'the expiry gauge is there');
+    const notAfter = new Date(new X509Certificate(certs.first.cert).validTo).getTime() / 1000;
+    assert.equal(Number(expiry[1]), notAfter);
   });
 });

@@ -457,9 +457,9 @@ describe('injector acceptance cases', () => {
       before(async () => {
         downInjector = await startInjector(cp, {
           namespaces: [NS.down, NS.injector],
-          // NOTE: esa-system is listed in `namespaces` only so the NotIn below is what keeps it
-          // out, as the chart's namespaceSelector does with no In list at all.
-          excludeNamespaces: ['kube-system', 'kube-node-lease', NS.injector],
+          // NOTE: esa-system is listed in `namespaces` only so the chart's own NotIn (kube-system,
+          // kube-node-lease and the release namespace) is what keeps it out.
+          releaseNamespace: NS.injector,
         });
       });
 

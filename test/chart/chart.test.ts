@@ -491,8 +491,6 @@ describe('the chart on a real API server', () => {
       { name: 'update its Secret', args: ['update', `secret/${RBAC_FULLNAME}-tls`, '-n', RBAC_NAMESPACE], expected: 'yes' },
       { name: 'create a Secret here', args: ['create', 'secrets', '-n', RBAC_NAMESPACE], expected: 'yes' },
       { name: 'get another Secret', args: ['get', 'secret/other', '-n', RBAC_NAMESPACE], expected: 'no' },
-      { name: 'delete a Secret (deletionPolicy Delete)', args: ['delete', 'secrets', '-n', RBAC_NAMESPACE], expected: 'yes' },
-      { name: 'get a ConfigMap (templateFrom)', args: ['get', 'configmaps', '-n', RBAC_NAMESPACE], expected: 'yes' },
       { name: 'list Secrets', args: ['list', 'secrets', '-n', RBAC_NAMESPACE], expected: 'no' },
       { name: 'create a Secret elsewhere', args: ['create', 'secrets', '-n', 'default'], expected: 'no' },
       { name: 'patch its webhook', args: ['patch', `mutatingwebhookconfigurations/${RBAC_FULLNAME}`], expected: 'yes' },

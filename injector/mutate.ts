@@ -53,7 +53,7 @@ import type {
   Volume,
   VolumeMount,
 } from './pod.ts';
-import { podRef, podShapeProblems } from './pod.ts';
+import { podRef, podShapeProblems, requiresWindowsNodes } from './pod.ts';
 
 /**
  * command[0] of every agent container.
@@ -270,6 +270,12 @@ function checkPodShape(initContainers: Container[], containers: Container[], pod
   }
   if (pod.spec?.os?.name === 'windows') {
     fail('spec.os.name', 'the agent runs on Linux pods only');
+  }
+  if (requiresWindowsNodes(pod)) {
+    fail(
+      'spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution',
+      'the pod may run only on Windows nodes, and the agent runs on Linux nodes only',
+    );
   }
   if (containers.length === 0) fail('spec.containers', 'expected at least one container');
 

@@ -36,6 +36,32 @@ export interface PodSpec {
   automountServiceAccountToken?: boolean;
   securityContext?: PodSecurityContext;
   hostNetwork?: boolean;
+  /** Only the required node affinity is read (to tell a Windows-only pod). */
+  affinity?: {
+    nodeAffinity?: {
+      requiredDuringSchedulingIgnoredDuringExecution?: {
+        nodeSelectorTerms?: { matchExpressions?: { key: string; operator: string; values?: string[] }[] }[];
+      };
+    };
+  };
+}
+
+/**
+ * True when the pod's required node affinity admits only Windows nodes: every node selector
+ * term (terms are ORed) has a kubernetes.io/os expression that excludes Linux.
+ */
+export function requiresWindowsNodes(pod: Pod): boolean {
+  const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  if (terms.length === 0) return false;
+  return terms.every((term) =>
+    (term.matchExpressions ?? []).some((e) => {
+      if (e.key !== 'kubernetes.io/os') return false;
+      const values = e.values ?? [];
+      if (e.operator === 'In') return !values.includes('linux');
+      if (e.operator === 'NotIn') return values.includes('linux');
+      return e.operator === 'DoesNotExist';
+    }),
+  );
 }
 
 /** The pod-level security context; the injector reads it and never changes it. */

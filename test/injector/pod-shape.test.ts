@@ -70,3 +70,35 @@ describe('mutate on a pod that claims to be injected', () => {
     assert.deepEqual(second.ok ? second.patch : 'refused', []);
   });
 });
+
+describe('mutate on pods bound to Windows nodes by affinity', () => {
+  const affinity = (terms: { key: string; operator: string; values?: string[] }[][]) => ({
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: terms.map((matchExpressions) => ({ matchExpressions })),
+      },
+    },
+  });
+  const cases = [
+    { name: 'os In [windows]', terms: [[{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }]], refused: true },
+    { name: 'os NotIn [linux]', terms: [[{ key: 'kubernetes.io/os', operator: 'NotIn', values: ['linux'] }]], refused: true },
+    {
+      name: 'windows in one term, linux allowed by another',
+      terms: [
+        [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }],
+        [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }],
+      ],
+      refused: false,
+    },
+    { name: 'os In [linux, windows]', terms: [[{ key: 'kubernetes.io/os', operator: 'In', values: ['linux', 'windows'] }]], refused: false },
+    { name: 'a zone only', terms: [[{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a'] }]], refused: false },
+  ];
+  for (const c of cases) {
+    it(`${c.refused ? 'refuses' : 'injects'} a pod whose required affinity says ${c.name}`, () => {
+      const pod = optedIn({ spec: { containers: [{ name: 'app', image: 'app:1' }], affinity: affinity(c.terms) } });
+      const result = mutate(pod as unknown as Pod, settings);
+      assert.equal(result.ok, !c.refused);
+      if (!result.ok) assert.match(result.error.message, /spec\.affinity\.nodeAffinity/);
+    });
+  }
+});

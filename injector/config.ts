@@ -237,8 +237,11 @@ export function parseInjectorConfig(args: string[], env: NodeJS.ProcessEnv): Inj
   };
   const bad = (name: Name, expected: string) => {
     const s: Setting = ALL_SETTINGS[name];
+    const value = raw(name);
     problems.push(
-      `--${s.flag} ($${s.env}): expected ${expected}, got ${JSON.stringify(raw(name))}`,
+      value === undefined || value === ''
+        ? `--${s.flag} ($${s.env}) is not set: expected ${expected.replace(/ \(required\)$/, '')}`
+        : `--${s.flag} ($${s.env}): expected ${expected}, got ${JSON.stringify(value)}`,
     );
   };
   const text = (name: Name): string => raw(name) ?? '';

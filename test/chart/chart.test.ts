@@ -288,6 +288,16 @@ describe('the injector Deployment', () => {
     assert.equal(pdb.spec.minAvailable, 1);
   });
 
+  it('keeps the selector labels on the pods when podLabels names one of them', () => {
+    const list = objects(render(['--set', 'injector.podLabels.app\\.kubernetes\\.io/name=hijack', '--set', 'injector.podLabels.team=a']));
+    const deployment = find(list, 'Deployment') as unknown as {
+      spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } };
+    };
+    const labels = deployment.spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(labels[k], v, k);
+    assert.equal(labels['team'], 'a');
+  });
+
   const fileModes = ['helm', 'certManager', 'secret'];
   for (const mode of fileModes) {
     it(`gives the injector no RBAC and no API token with tls.mode ${mode}`, () => {

@@ -17,10 +17,18 @@ import { ConfigError, KubeApiError } from './errors.ts';
 export interface KubeClientOptions {
   /** Base URL, for example https://10.0.0.1:443. */
   server: string;
-  /** PEM bundle that signs the API server's certificate. */
-  caPem: string;
+  /** PEM bundle that signs the API server's certificate; absent means Node's own roots. */
+  caPem?: string;
   /** File holding the bearer token; re-read before each request. */
-  tokenFile: string;
+  tokenFile?: string;
+  /**
+   * A bearer token held in memory (a token from a Secret, or one the agent requested), used
+   * when there is no `tokenFile`. With neither, requests carry no Authorization header.
+   */
+  token?: string;
+  /** Client certificate and its key (PEM), for certificate authentication. */
+  certPem?: string;
+  keyPem?: string;
   /** Per-request timeout in milliseconds (default 30_000). */
   timeoutMs?: number;
 }
@@ -75,13 +83,20 @@ const patchContentTypes = {
 export class KubeClient {
   readonly server: string;
   readonly #agent: https.Agent;
-  readonly #tokenFile: string;
+  readonly #tokenFile: string | undefined;
+  readonly #token: string | undefined;
   readonly #timeoutMs: number;
 
   constructor(options: KubeClientOptions) {
     this.server = options.server.replace(/\/+$/, '');
-    this.#agent = new https.Agent({ ca: options.caPem, keepAlive: true, maxSockets: 4 });
+    this.#agent = new https.Agent({
+      ...(options.caPem ? { ca: options.caPem } : {}),
+      ...(options.certPem && options.keyPem ? { cert: options.certPem, key: options.keyPem } : {}),
+      keepAlive: true,
+      maxSockets: 4,
+    });
     this.#tokenFile = options.tokenFile;
+    this.#token = options.token;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
@@ -107,18 +122,21 @@ export class KubeClient {
    * resource and, for 403, the user and the missing verb; it never holds object data).
    */
   async request<T>(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<T> {
-    let token: string;
-    try {
-      token = (await readFile(this.#tokenFile, 'utf8')).trim();
-    } catch (cause) {
-      throw new ConfigError(
-        `cannot read the service account token ${this.#tokenFile} (ESA_KUBE_TOKEN_FILE): ${(cause as Error).message}`,
-      );
+    let token = this.#token;
+    if (this.#tokenFile) {
+      try {
+        token = (await readFile(this.#tokenFile, 'utf8')).trim();
+      } catch (cause) {
+        throw new ConfigError(
+          `cannot read the service account token ${this.#tokenFile} (ESA_KUBE_TOKEN_FILE): ${(cause as Error).message}`,
+        );
+      }
     }
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
     if (payload !== undefined) {
       headers['content-type'] = method === 'PATCH' ? patchContentTypes[options.patchType ?? 'merge'] : 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));

@@ -69,8 +69,10 @@ type Factory = (spec: unknown, ctx: ProviderContext) => Promise<Provider>;
 
 const factories: Record<string, () => Promise<Factory>> = {
   fake: async () => (await import('./fake.ts')).createFakeProvider,
-  aws: async () => (await import('./aws.ts')).createAwsProviderWithFind,
+  // Secrets Manager, or Parameter Store (its SDK loaded only then) per the store's `service`.
+  aws: async () => (await import('./aws.ts')).createAwsProvider,
   vault: async () => (await import('./vault.ts')).createVaultProvider,
+  kubernetes: async () => (await import('./kubernetes.ts')).createKubernetesProvider,
 };
 
 /** "SecretStore ns/name" or "ClusterSecretStore name", for messages. */

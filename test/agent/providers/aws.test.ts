@@ -252,10 +252,14 @@ describe('aws provider (Secrets Manager on moto)', () => {
     );
   });
 
-  it('refuses ParameterStore for now, saying so', async () => {
+  it('refuses a service it does not know, naming it', async () => {
     await assert.rejects(
-      createAwsProvider({ service: 'ParameterStore', region: REGION }, context({})),
-      UnsupportedError,
+      createAwsProvider({ service: 'CertificateManager', region: REGION }, context({})),
+      (err: Error) => {
+        assert.ok(err instanceof UnsupportedError);
+        assert.match(err.message, /service CertificateManager is not supported/);
+        return true;
+      },
     );
   });
 });
@@ -365,7 +369,7 @@ describe('aws credentials', () => {
       async () => {
         const spec = { region: REGION };
         const creds = await resolveAwsCredentials(spec, REGION, context(spec));
-        assert.deepEqual(creds, { mode: 'default', credentials: undefined });
+        assert.deepEqual(creds, { mode: 'default', roles: [] });
         const provider = await createAwsProvider(spec, context(spec));
         try {
           assert.equal(

@@ -73,7 +73,7 @@ describe('loadProvider', () => {
       loadProvider({ store, namespace: NS, kube: new FakeKube(), config: testConfig(), env: {} }),
       {
         code: 'ERR_UNSUPPORTED',
-        message: `SecretStore ${NS}/oracle: provider "oracle" is not supported by this agent (supported: fake, aws, vault)`,
+        message: `SecretStore ${NS}/oracle: provider "oracle" is not supported by this agent (supported: fake, aws, vault, kubernetes)`,
       },
     );
   });

@@ -1,0 +1,530 @@
+/**
+ * How an AWS store signs in, shared by Secrets Manager (aws.ts) and Parameter Store
+ * (aws-parameter-store.ts), so both services take one path to their credentials.
+ *
+ * Store fields read here (`spec.provider.aws`): `region`, `auth.secretRef`, `auth.jwt`,
+ * `role`, `additionalRoles`, `externalID`, `sessionTags`, `transitiveTagKeys`.
+ *
+ * The base identity, first match wins:
+ * 1. `auth.secretRef`: static keys read from a Kubernetes Secret (the store's namespace for a
+ *    SecretStore; the ref's namespace, else the pod's, for a ClusterSecretStore).
+ * 2. `auth.jwt.serviceAccountRef`: web identity (AssumeRoleWithWebIdentity) with a token the
+ *    agent requests through TokenRequest for that service account, which must be the pod's own
+ *    (audience sts.amazonaws.com unless the ref lists audiences; 600 s; bound to the pod). The
+ *    web-identity role is the store's `role`, else the account's `eks.amazonaws.com/role-arn`
+ *    annotation (reading it needs `get` on that service account).
+ * 3. The store's `role` with the pod's projected token file (ESA_PROVIDER_TOKEN_FILE, else the
+ *    AWS_WEB_IDENTITY_TOKEN_FILE that IRSA injects): web identity for that role. The injector's
+ *    provider token has audience sts.amazonaws.com unless the pod's `token-audience`
+ *    annotation names another, in which case STS refuses it.
+ * 4. Otherwise the SDK's default chain: environment keys, IRSA (AWS_ROLE_ARN +
+ *    AWS_WEB_IDENTITY_TOKEN_FILE), EKS Pod Identity, shared config, and instance metadata.
+ *
+ * Then the role chain, each step an AssumeRole signed with the credentials of the step before:
+ * - with static keys (1) or the default chain (4), as ESO does: every `additionalRoles` entry in
+ *   order, then `role`, the only step that carries `externalID`, `sessionTags` and
+ *   `transitiveTagKeys`;
+ * - with web identity (2, 3) `role` is already the identity the token signed in as, so only the
+ *   `additionalRoles` follow it, in order.
+ * The identity the API calls use is the last role of the chain.
+ *
+ * NOTE: ESO signs in with web identity as the service account's annotated role and then assumes
+ * the store's `role` on top. This agent uses the store's `role` itself for web identity: each
+ * workload's store names the one role its pods may take, and the pod's token is what proves
+ * the pod may take it. The annotation is read only when the store has no `role`. Because
+ * AssumeRoleWithWebIdentity takes neither an external id nor session tags (a web-identity
+ * session gets its tags from the token), a web-identity store that sets `externalID`,
+ * `sessionTags` or `transitiveTagKeys` is refused with an UnsupportedError rather than having
+ * them silently dropped.
+ *
+ * Token hygiene: the token file is read again before every web-identity login (the kubelet
+ * rotates it in place), a TokenRequest asks for the 600 s minimum, and every session asks STS
+ * for its 900 s minimum. Credentials live in this process's memory only; a login's result is
+ * reused by every client of the store until 5 minutes before it expires.
+ *
+ * Endpoints: the SDK honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_STS (the tests point them at
+ * moto), so nothing here sets an endpoint.
+ */
+import { readFile } from 'node:fs/promises';
+import { fromTemporaryCredentials, fromWebToken } from '@aws-sdk/credential-providers';
+import {
+  AgentError,
+  ConfigError,
+  KubeApiError,
+  NotFoundError,
+  ProviderError,
+  UnsupportedError,
+} from '../errors.ts';
+import type { KubeApi, Secret, SecretKeySelector } from '../types.ts';
+import type { ProviderContext } from './provider.ts';
+import { storeLabel } from './provider.ts';
+
+/** The fields of `spec.provider.aws` this agent reads. */
+export interface AwsProviderSpec {
+  service?: string;
+  region?: string;
+  role?: string;
+  additionalRoles?: string[];
+  externalID?: string;
+  sessionTags?: { key: string; value: string }[];
+  transitiveTagKeys?: string[];
+  prefix?: string;
+  auth?: {
+    secretRef?: {
+      accessKeyIDSecretRef?: SecretKeySelector;
+      secretAccessKeySecretRef?: SecretKeySelector;
+      sessionTokenSecretRef?: SecretKeySelector;
+    };
+    jwt?: { serviceAccountRef?: { name: string; namespace?: string; audiences?: string[] } };
+  };
+}
+
+/** Keys an AWS client signs with. `expiration` is absent for long-lived static keys. */
+export interface AwsKeys {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+/** What an SDK client takes as `credentials`: called whenever the client needs keys. */
+export type AwsCredentialSource = () => Promise<AwsKeys>;
+
+export interface AssumeRoleInput {
+  RoleArn: string;
+  RoleSessionName: string;
+  DurationSeconds: number;
+  ExternalId?: string;
+  Tags?: { Key: string; Value: string }[];
+  TransitiveTagKeys?: string[];
+}
+
+export interface WebIdentityInput {
+  RoleArn: string;
+  RoleSessionName: string;
+  DurationSeconds: number;
+  WebIdentityToken: string;
+}
+
+/**
+ * The two STS calls the agent makes, as a narrow type tests can fake. `assumeRole` signs with
+ * `signer`, or with the SDK's default chain when it is undefined.
+ */
+export interface StsApi {
+  assumeRoleWithWebIdentity(input: WebIdentityInput, region: string): Promise<AwsKeys>;
+  assumeRole(
+    input: AssumeRoleInput,
+    signer: AwsCredentialSource | undefined,
+    region: string,
+  ): Promise<AwsKeys>;
+}
+
+/** The real StsApi, through @aws-sdk/credential-providers (STS endpoint from the environment). */
+export const defaultSts: StsApi = {
+  assumeRoleWithWebIdentity: (input, region) =>
+    fromWebToken({
+      roleArn: input.RoleArn,
+      roleSessionName: input.RoleSessionName,
+      webIdentityToken: input.WebIdentityToken,
+      durationSeconds: input.DurationSeconds,
+      clientConfig: { region },
+    })(),
+  assumeRole: (input, signer, region) =>
+    fromTemporaryCredentials({
+      ...(signer ? { masterCredentials: signer } : {}),
+      params: input,
+      clientConfig: { region },
+    })(),
+};
+
+/** How the base credentials were chosen, for logs and tests; never holds a credential. */
+export type AuthMode = 'secretRef' | 'jwt' | 'tokenFile' | 'default';
+
+export interface AwsCredentials {
+  mode: AuthMode;
+  /** Undefined means the SDK's default chain, with no role to assume on top. */
+  credentials?: AwsCredentialSource;
+  /**
+   * The roles in the order the chain takes them (a web-identity role first); the last is the
+   * identity the API calls use. Role ARNs are not secret; keys never appear here.
+   */
+  roles: string[];
+}
+
+export const DEFAULT_AUDIENCE = 'sts.amazonaws.com';
+const ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
+/** STS's shortest session; the SDK renews 5 minutes before the end, so a login per 10 min. */
+export const SESSION_SECONDS = 900;
+/** TokenRequest's shortest token. */
+const TOKEN_SECONDS = 600;
+/** Renew this long before a session ends, as the SDK's own clients do. */
+const RENEW_BEFORE_MS = 5 * 60_000;
+
+/** "SecretStore ns/name (aws)", the prefix of every message about a store. */
+export function awsLabel(ctx: ProviderContext): string {
+  return `${storeLabel(ctx.store)} (aws)`;
+}
+
+/** The store's region, else AWS_REGION or AWS_DEFAULT_REGION; ConfigError when none. */
+export function awsRegion(aws: AwsProviderSpec, ctx: ProviderContext): string {
+  const region = aws.region || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION;
+  if (!region)
+    throw new ConfigError(`${awsLabel(ctx)}: spec.provider.aws.region is not set (nor AWS_REGION)`);
+  return region;
+}
+
+/**
+ * Turns an SDK error into a NotFoundError (for `notFound` error names) or a ProviderError
+ * whose message is `context` plus the error name and a cleaned message: no request ids, no
+ * access key ids, no signing details. An AgentError passes through unchanged.
+ */
+export function awsError(
+  err: unknown,
+  context: string,
+  notFound: readonly string[] = ['ResourceNotFoundException'],
+): AgentError {
+  if (err instanceof AgentError) return err;
+  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const name = e.name ?? 'Error';
+  const message = cleanAwsMessage(name, e.message ?? String(err), e.$metadata?.httpStatusCode);
+  const text = `${context}: ${name === 'Error' ? '' : `${name}: `}${message}`;
+  // NOTE: the cause is not attached: SDK errors carry the raw response ($response) and request
+  // metadata, and any cause may end up in a log line.
+  if (notFound.includes(name)) return new NotFoundError(text);
+  return new ProviderError(text);
+}
+
+function cleanAwsMessage(name: string, message: string, status: number | undefined): string {
+  // An answer the SDK could not parse (moto's XML AccessDenied, a proxy's HTML page): its
+  // message quotes the body.
+  if (name === 'SyntaxError' || /Deserialization error/i.test(message)) {
+    return `the answer could not be read${status ? ` (HTTP ${status})` : ''}`;
+  }
+  return message
+    .replace(/The Canonical String for this request should have been[\s\S]*/i, '')
+    .replace(/\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b/g, '<access-key-id>')
+    .replace(/Credential=[^\s,]+/gi, 'Credential=<redacted>')
+    .replace(/\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*/g, '<jwt>')
+    .replace(/\b(?:request ?id|x-amzn-requestid)[:=\s]+[\w-]+/gi, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300);
+}
+
+/** Options the tests may override. */
+export interface AwsAuthOptions {
+  sts?: StsApi;
+  now?: () => number;
+}
+
+/**
+ * Chooses the base credentials and the role chain for a store, as the module comment
+ * describes. Static keys are read here, once; tokens and sessions are fetched when a client
+ * first needs keys. Throws ConfigError (auth incomplete), UnsupportedError (a foreign service
+ * account, externalID or session tags with web identity) or NotFoundError (credentials Secret
+ * or key missing).
+ */
+export async function resolveAwsCredentials(
+  aws: AwsProviderSpec,
+  region: string,
+  ctx: ProviderContext,
+  options: AwsAuthOptions = {},
+): Promise<AwsCredentials> {
+  const label = awsLabel(ctx);
+  const sts = options.sts ?? defaultSts;
+  const now = options.now ?? Date.now;
+  const session = roleSessionName(ctx);
+  const additional = (aws.additionalRoles ?? []).filter((r) => r !== '');
+
+  // Static keys and the default chain: additionalRoles, then role (ESO's order).
+  const chainAfter = (base: AwsCredentialSource | undefined, mode: AuthMode): AwsCredentials => {
+    const steps = [...additional.map((arn) => ({ RoleArn: arn })), ...roleStep(aws)];
+    if (steps.length === 0) return { mode, ...(base ? { credentials: base } : {}), roles: [] };
+    return {
+      mode,
+      credentials: assumeChain(base, steps, { sts, region, session, label, now }),
+      roles: steps.map((s) => s.RoleArn),
+    };
+  };
+
+  if (aws.auth?.secretRef) {
+    return chainAfter(await staticCredentials(aws.auth.secretRef, label, ctx), 'secretRef');
+  }
+
+  const tokenFile = ctx.config.providerTokenFile || ctx.env.AWS_WEB_IDENTITY_TOKEN_FILE;
+  let web: { mode: AuthMode; roleArn: string; token: () => Promise<string> } | undefined;
+  if (aws.auth?.jwt) {
+    const { roleArn, token } = await jwtSource(aws, label, ctx);
+    web = { mode: 'jwt', roleArn, token };
+  } else if (aws.role && tokenFile) {
+    web = { mode: 'tokenFile', roleArn: aws.role, token: () => readTokenFile(tokenFile, label) };
+  }
+  if (!web) return chainAfter(undefined, 'default');
+
+  // Web identity: the role is the identity the token signs in as; additionalRoles follow.
+  refuseAssumeRoleOptions(aws, label);
+  const { roleArn, token } = web;
+  const login = memoize(async () => {
+    const WebIdentityToken = await token();
+    try {
+      return await sts.assumeRoleWithWebIdentity(
+        {
+          RoleArn: roleArn,
+          RoleSessionName: session,
+          DurationSeconds: SESSION_SECONDS,
+          WebIdentityToken,
+        },
+        region,
+      );
+    } catch (err) {
+      throw awsError(err, `${label}: cannot sign in as role ${roleArn} with web identity`);
+    }
+  }, now);
+  const steps = additional.map((arn) => ({ RoleArn: arn }));
+  return {
+    mode: web.mode,
+    credentials: steps.length
+      ? assumeChain(login, steps, { sts, region, session, label, now })
+      : login,
+    roles: [roleArn, ...additional],
+  };
+}
+
+/** The AssumeRole of the store's `role`, with its external id and session tags. */
+function roleStep(
+  aws: AwsProviderSpec,
+): Omit<AssumeRoleInput, 'RoleSessionName' | 'DurationSeconds'>[] {
+  if (!aws.role) return [];
+  const tags = aws.sessionTags ?? [];
+  return [
+    {
+      RoleArn: aws.role,
+      ...(aws.externalID ? { ExternalId: aws.externalID } : {}),
+      ...(tags.length ? { Tags: tags.map((t) => ({ Key: t.key, Value: t.value })) } : {}),
+      ...(tags.length && aws.transitiveTagKeys?.length
+        ? { TransitiveTagKeys: aws.transitiveTagKeys }
+        : {}),
+    },
+  ];
+}
+
+function refuseAssumeRoleOptions(aws: AwsProviderSpec, label: string): void {
+  const set = [
+    aws.externalID ? 'externalID' : '',
+    aws.sessionTags?.length ? 'sessionTags' : '',
+    aws.transitiveTagKeys?.length ? 'transitiveTagKeys' : '',
+  ].filter(Boolean);
+  if (set.length === 0) return;
+  throw new UnsupportedError(
+    `${label}: ${set.join(', ')} cannot be used with web identity: the store's role is assumed with ` +
+      `the pod's token (AssumeRoleWithWebIdentity), which takes neither an external id nor session tags; ` +
+      `use auth.secretRef or the default chain to assume a role that requires them`,
+  );
+}
+
+/**
+ * AssumeRole for each step in order, each signed with the keys of the one before (the first
+ * with `base`, or the default chain). One login per session, shared by every caller.
+ */
+function assumeChain(
+  base: AwsCredentialSource | undefined,
+  steps: Omit<AssumeRoleInput, 'RoleSessionName' | 'DurationSeconds'>[],
+  c: { sts: StsApi; region: string; session: string; label: string; now: () => number },
+): AwsCredentialSource {
+  let signer = base;
+  for (const step of steps) {
+    const previous = signer;
+    signer = memoize(async () => {
+      try {
+        return await c.sts.assumeRole(
+          { ...step, RoleSessionName: c.session, DurationSeconds: SESSION_SECONDS },
+          previous,
+          c.region,
+        );
+      } catch (err) {
+        throw awsError(err, `${c.label}: cannot assume role ${step.RoleArn}`);
+      }
+    }, c.now);
+  }
+  return signer as AwsCredentialSource;
+}
+
+/**
+ * Reuses `fetch`'s keys until RENEW_BEFORE_MS before they expire; concurrent callers share one
+ * call; a failure is not kept, so the next caller tries again.
+ */
+function memoize(fetch: () => Promise<AwsKeys>, now: () => number): AwsCredentialSource {
+  let held: AwsKeys | undefined;
+  let pending: Promise<AwsKeys> | undefined;
+  return () => {
+    if (held && (!held.expiration || held.expiration.getTime() - RENEW_BEFORE_MS > now()))
+      return Promise.resolve(held);
+    pending ??= fetch()
+      .then((keys) => (held = keys))
+      .finally(() => (pending = undefined));
+    return pending;
+  };
+}
+
+/** "esa-<namespace>-<pod>", cut to STS's 64 characters and its allowed set. */
+function roleSessionName(ctx: ProviderContext): string {
+  return `esa-${ctx.config.podNamespace}-${ctx.config.podName}`
+    .replace(/[^\w+=,.@-]/g, '-')
+    .slice(0, 64);
+}
+
+/** The projected token, read again for every login; the error names the file, not its content. */
+async function readTokenFile(file: string, label: string): Promise<string> {
+  try {
+    const token = (await readFile(file, 'utf8')).trim();
+    if (!token) throw Object.assign(new Error('empty'), { code: 'empty' });
+    return token;
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError(
+      `${label}: cannot read the pod's web-identity token file ${file}: ${reason}`,
+    );
+  }
+}
+
+async function staticCredentials(
+  ref: NonNullable<NonNullable<AwsProviderSpec['auth']>['secretRef']>,
+  label: string,
+  ctx: ProviderContext,
+): Promise<AwsCredentialSource> {
+  if (!ref.accessKeyIDSecretRef || !ref.secretAccessKeySecretRef) {
+    throw new ConfigError(
+      `${label}: auth.secretRef needs accessKeyIDSecretRef and secretAccessKeySecretRef`,
+    );
+  }
+  const cache = new Map<string, Promise<Secret>>();
+  const read = (field: string, sel: SecretKeySelector) =>
+    readSecretKey(ctx, sel, `${label}: auth.secretRef.${field}`, cache);
+  const accessKeyId = await read('accessKeyIDSecretRef', ref.accessKeyIDSecretRef);
+  const secretAccessKey = await read('secretAccessKeySecretRef', ref.secretAccessKeySecretRef);
+  const sessionToken = ref.sessionTokenSecretRef
+    ? await read('sessionTokenSecretRef', ref.sessionTokenSecretRef)
+    : undefined;
+  const keys: AwsKeys = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  return async () => keys;
+}
+
+/**
+ * The trimmed text of one key of a Kubernetes Secret. A SecretStore reads its own namespace; a
+ * ClusterSecretStore the selector's namespace, else the pod's.
+ */
+async function readSecretKey(
+  ctx: ProviderContext,
+  sel: SecretKeySelector,
+  what: string,
+  cache: Map<string, Promise<Secret>>,
+): Promise<string> {
+  const ns =
+    ctx.store.kind === 'ClusterSecretStore'
+      ? sel.namespace || ctx.namespace
+      : (ctx.store.metadata.namespace ?? ctx.namespace);
+  const path = `/api/v1/namespaces/${ns}/secrets/${sel.name}`;
+  let pending = cache.get(path);
+  if (!pending) {
+    pending = ctx.kube.get<Secret>(path);
+    cache.set(path, pending);
+  }
+  let secret: Secret;
+  try {
+    secret = await pending;
+  } catch (err) {
+    throw kubeReadError(err, `${what}: cannot read Secret ${ns}/${sel.name}`);
+  }
+  const raw = secret.data?.[sel.key];
+  if (raw === undefined)
+    throw new NotFoundError(`${what}: Secret ${ns}/${sel.name} has no key ${sel.key}`);
+  return Buffer.from(raw, 'base64').toString('utf8').trim();
+}
+
+function kubeReadError(err: unknown, context: string): AgentError {
+  if (err instanceof KubeApiError && err.status === 404)
+    return new NotFoundError(`${context}: not found`);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ProviderError(`${context}: ${message}`);
+}
+
+/** auth.jwt: the web-identity role and a token source (one TokenRequest per login). */
+async function jwtSource(
+  aws: AwsProviderSpec,
+  label: string,
+  ctx: ProviderContext,
+): Promise<{ roleArn: string; token: () => Promise<string> }> {
+  const ref = aws.auth?.jwt?.serviceAccountRef;
+  if (!ref?.name) throw new ConfigError(`${label}: auth.jwt.serviceAccountRef.name is not set`);
+  const { podNamespace, serviceAccount } = ctx.config;
+  const ns = ctx.store.kind === 'ClusterSecretStore' ? ref.namespace || podNamespace : podNamespace;
+  if (ref.name !== serviceAccount || ns !== podNamespace) {
+    throw new UnsupportedError(
+      `${label}: auth.jwt.serviceAccountRef names service account ${ns}/${ref.name}, but this pod runs as ` +
+        `${podNamespace}/${serviceAccount}; the agent authenticates only as the pod's own service account`,
+    );
+  }
+  const roleArn = aws.role || (await roleFromAnnotation(ctx.kube, ns, ref.name, label));
+  const audiences = ref.audiences?.length ? ref.audiences : [DEFAULT_AUDIENCE];
+  return { roleArn, token: () => requestToken(ctx, ns, ref.name, audiences, label) };
+}
+
+async function roleFromAnnotation(
+  kube: KubeApi,
+  ns: string,
+  name: string,
+  label: string,
+): Promise<string> {
+  let sa: { metadata?: { annotations?: Record<string, string> } };
+  try {
+    sa = await kube.get(`/api/v1/namespaces/${ns}/serviceaccounts/${name}`);
+  } catch (err) {
+    throw kubeReadError(
+      err,
+      `${label}: no role in the store, and cannot read service account ${ns}/${name} for its ${ROLE_ANNOTATION} annotation`,
+    );
+  }
+  const role = sa.metadata?.annotations?.[ROLE_ANNOTATION];
+  if (!role)
+    throw new ConfigError(
+      `${label}: no role in the store, and service account ${ns}/${name} has no ${ROLE_ANNOTATION} annotation`,
+    );
+  return role;
+}
+
+/** TokenRequest for the pod's service account, bound to the pod when its uid is known. */
+async function requestToken(
+  ctx: ProviderContext,
+  ns: string,
+  name: string,
+  audiences: string[],
+  label: string,
+): Promise<string> {
+  const { podName, podUid } = ctx.config;
+  const body = {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: {
+      audiences,
+      expirationSeconds: TOKEN_SECONDS,
+      ...(podUid
+        ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: podName, uid: podUid } }
+        : {}),
+    },
+  };
+  try {
+    const review = await ctx.kube.create<{ status?: { token?: string } }>(
+      `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
+      body,
+    );
+    if (!review.status?.token) throw new Error('the answer holds no token');
+    return review.status.token;
+  } catch (err) {
+    // NOTE: never a NotFoundError, even for a 404: this runs inside a read, and a read that
+    // fails with "not found" lets deletionPolicy Delete remove the target Secret.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new ProviderError(
+      `${label}: cannot request a token for service account ${ns}/${name} (audiences ${audiences.join(',')}): ${message}`,
+    );
+  }
+}

@@ -297,6 +297,11 @@ function checkPodShape(initContainers: Container[], containers: Container[], pod
 /**
  * Init container or not, and the sidecar's form. Without native sidecars, a pod that runs to
  * completion (every Job's pod) cannot take a plain sidecar container: it would never complete.
+ *
+ * NOTE: such pods get init-only (acceptance case I01), so their secrets are not refreshed
+ * while they run. A plain sidecar that exits once the app's containers have exited is not
+ * built: the agent would need to read its own pod's status (RBAC on pods) or share the pod's
+ * process namespace to see the app exit. Native sidecars (Kubernetes 1.29+) make it moot.
  */
 function chooseAgentContainers(
   options: PodOptions,

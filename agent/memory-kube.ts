@@ -182,7 +182,7 @@ const MAX_SECRET_BYTES = 1024 * 1024;
 
 /** The API server's checks of one Secret, as "field: problem" lines. */
 export function validateSecret(secret: Secret): string[] {
-  const problems: string[] = [];
+  const problems: string[] = validateMetadata(secret.metadata);
   const data = secret.data ?? {};
   let total = 0;
   for (const [key, value] of Object.entries(data)) {
@@ -234,6 +234,130 @@ export function validateSecret(secret: Secret): string[] {
         problems.push('metadata.annotations[kubernetes.io/service-account.name]: Required value');
       break;
   }
+  return problems;
+}
+
+// --- metadata-rules: ValidateObjectMeta (apimachinery pkg/api/validation, validate/content) ---
+
+const DNS1123_SUBDOMAIN = '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*';
+const LABEL_KEY_NAME = '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]';
+const LABEL_VALUE = `(${LABEL_KEY_NAME})?`;
+const dns1123Subdomain = new RegExp(`^${DNS1123_SUBDOMAIN}$`);
+const labelKeyName = new RegExp(`^${LABEL_KEY_NAME}$`);
+const labelValue = new RegExp(`^${LABEL_VALUE}$`);
+/** The API server's limit on the annotations of one object: keys plus values, 256 KiB. */
+const MAX_ANNOTATION_BYTES = 256 * 1024;
+
+const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
+const regexError = (msg: string, re: string, ...examples: string[]) =>
+  `${msg} (e.g. ${examples.map((e) => `'${e}', `).join(' or ')}regex used for validation is '${re}')`;
+const LABEL_KEY_MSG =
+  "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const SUBDOMAIN_MSG =
+  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+
+/**
+ * IsDNS1123Subdomain. The name check (util/validation) says "characters", the label-key prefix
+ * check (validate/content) says "bytes"; both count bytes.
+ */
+function subdomainProblems(value: string, unit: 'bytes' | 'characters'): string[] {
+  const out: string[] = [];
+  if (utf8Length(value) > 253) out.push(`must be no more than 253 ${unit}`);
+  if (!dns1123Subdomain.test(value))
+    out.push(regexError(SUBDOMAIN_MSG, DNS1123_SUBDOMAIN, 'example.com'));
+  return out;
+}
+
+/** IsLabelKey, a "qualified name" (validate/content/kube.go). */
+function labelKeyProblems(key: string): string[] {
+  const parts = key.split('/');
+  if (parts.length > 2)
+    return [
+      `a valid label key ${regexError(LABEL_KEY_MSG, LABEL_KEY_NAME, 'MyName', 'my.name', '123-abc')} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`,
+    ];
+  const out: string[] = [];
+  const name = parts.at(-1) as string;
+  if (parts.length === 2) {
+    const prefix = parts[0] as string;
+    if (prefix === '') out.push('prefix part must be non-empty');
+    else out.push(...subdomainProblems(prefix, 'bytes').map((m) => `prefix part ${m}`));
+  }
+  if (name === '') out.push('name part must be non-empty');
+  else if (utf8Length(name) > 63) out.push('name part must be no more than 63 bytes');
+  if (!labelKeyName.test(name))
+    out.push(
+      `name part ${regexError(LABEL_KEY_MSG, LABEL_KEY_NAME, 'MyName', 'my.name', '123-abc')}`,
+    );
+  return out;
+}
+
+/** IsLabelValue (validate/content/kube.go). */
+function labelValueProblems(value: string): string[] {
+  const out: string[] = [];
+  if (utf8Length(value) > 63) out.push('must be no more than 63 bytes');
+  if (!labelValue.test(value))
+    out.push(
+      regexError(
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        LABEL_VALUE,
+        'MyValue',
+        'my_value',
+        '12345',
+      ),
+    );
+  return out;
+}
+
+/** Go's %q of a string, as field.Invalid prints a bad value. */
+export function goQuote(s: string): string {
+  const named: Record<string, string> = {
+    '\x07': '\\a',
+    '\b': '\\b',
+    '\f': '\\f',
+    '\n': '\\n',
+    '\r': '\\r',
+    '\t': '\\t',
+    '\v': '\\v',
+    '"': '\\"',
+    '\\': '\\\\',
+  };
+  let out = '"';
+  for (const c of s) {
+    const cp = c.codePointAt(0) as number;
+    if (named[c]) out += named[c];
+    else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
+    else if (cp >= 0x80 && cp < 0xa0) out += `\\u${cp.toString(16).padStart(4, '0')}`;
+    else out += c;
+  }
+  return `${out}"`;
+}
+
+/**
+ * The API server's checks of a Secret's metadata, in its order: name (a DNS-1123 subdomain),
+ * labels (each key, then its value), annotations (each key, then the total size).
+ *
+ * NOTE: the API server quotes a bad label value or annotation key in its message, as here.
+ * Label values may be rendered from templates; the agent's own errors from this come only
+ * from the API server's words, which users compare with kubectl's.
+ */
+export function validateMetadata(meta: Secret['metadata']): string[] {
+  const problems: string[] = [];
+  const invalid = (field: string, value: string, msg: string) =>
+    problems.push(`${field}: Invalid value: ${goQuote(value)}: ${msg}`);
+  const name = meta.name ?? '';
+  if (name === '') problems.push('metadata.name: Required value: name or generateName is required');
+  else for (const msg of subdomainProblems(name, 'characters')) invalid('metadata.name', name, msg);
+  for (const [key, value] of Object.entries(meta.labels ?? {})) {
+    for (const msg of labelKeyProblems(key)) invalid('metadata.labels', key, msg);
+    for (const msg of labelValueProblems(value)) invalid('metadata.labels', value, msg);
+  }
+  let size = 0;
+  for (const [key, value] of Object.entries(meta.annotations ?? {})) {
+    for (const msg of labelKeyProblems(key.toLowerCase())) invalid('metadata.annotations', key, msg);
+    size += utf8Length(key) + utf8Length(value);
+  }
+  if (size > MAX_ANNOTATION_BYTES)
+    problems.push(`metadata.annotations: Too long: may not be more than ${MAX_ANNOTATION_BYTES} bytes`);
   return problems;
 }
 

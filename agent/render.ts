@@ -178,7 +178,18 @@ export async function renderManifests(
   options: RenderOptions = {},
 ): Promise<{ items: RenderedItem[]; notes: string[] }> {
   const kube = new MemoryKube();
+  // ExternalSecrets without a uid in the input get a made-up one from the in-memory server;
+  // an owner reference to that uid would be wrong in the cluster, so it is not printed.
+  const withUid = new Set(
+    manifests
+      .flatMap((m) => ((m as Manifest)?.kind === 'List' ? ((m as Manifest).items as unknown[]) : [m]))
+      .filter((m) => (m as Manifest)?.kind === 'ExternalSecret' && (m as Manifest).metadata?.uid)
+      .map((m) => `${(m as Manifest).metadata?.namespace || 'default'}/${(m as Manifest).metadata?.name}`),
+  );
   const { externalSecrets, notes } = loadObjects(kube, manifests);
+  const hasUid = new Set(
+    externalSecrets.filter((es) => withUid.has(`${es.metadata.namespace}/${es.metadata.name}`)),
+  );
   const env = options.env ?? process.env;
   const items: RenderedItem[] = [];
   // One at a time: the passes share the in-memory objects (two may write the same Secret).
@@ -210,7 +221,13 @@ export async function renderManifests(
       notes: [],
     };
     if (!outcome.ok) item.message = outcome.message ?? 'failed';
-    else if (live) item.secret = asPrinted(live);
+    else if (live) {
+      item.secret = asPrinted(live, hasUid.has(es) ? undefined : es.metadata.uid);
+      if (live.metadata.ownerReferences?.length !== item.secret.metadata.ownerReferences?.length)
+        item.notes.push(
+          `no ownerReferences printed: the agent sets the owner reference to ExternalSecret ${ns}/${name} once it exists in the cluster (the input has no metadata.uid)`,
+        );
+    }
     for (const e of kube.events().filter((e) => !eventsBefore.has(e))) {
       if (e.type === 'Warning' && outcome.ok) item.notes.push(String(e.message));
       if (e.reason === 'Deleted') item.notes.push(String(e.message));
@@ -230,8 +247,11 @@ export async function renderManifests(
   return { items, notes };
 }
 
-/** The Secret as `kubectl get -o yaml` would show it, minus server-set fields. */
-function asPrinted(secret: Secret): Secret {
+/**
+ * The Secret as `kubectl get -o yaml` would show it, minus server-set fields, and minus owner
+ * references to `madeUpUid` (an ExternalSecret uid only the in-memory server knows).
+ */
+function asPrinted(secret: Secret, madeUpUid?: string): Secret {
   const {
     uid: _u,
     resourceVersion: _r,
@@ -249,7 +269,8 @@ function asPrinted(secret: Secret): Secret {
   const annotations = sorted(meta.annotations);
   if (labels) metadata.labels = labels;
   if (annotations) metadata.annotations = annotations;
-  if (meta.ownerReferences?.length) metadata.ownerReferences = meta.ownerReferences;
+  const owners = (meta.ownerReferences ?? []).filter((o) => !madeUpUid || o.uid !== madeUpUid);
+  if (owners.length) metadata.ownerReferences = owners;
   if (meta.finalizers?.length) metadata.finalizers = meta.finalizers;
   const out: Secret = { apiVersion: 'v1', kind: 'Secret', metadata, type: secret.type ?? 'Opaque' };
   if (secret.immutable) out.immutable = true;
@@ -270,11 +291,22 @@ export async function formatSecrets(secrets: Secret[], output: 'yaml' | 'json'):
   return secrets.map((s) => yaml.dump(s, { lineWidth: -1, noRefs: true })).join('---\n');
 }
 
-/** Parses every document of a YAML (or JSON) text. Errors give the position, not the text. */
+/**
+ * Parses every document of a YAML (or JSON) text as kubectl does: sigs.k8s.io/yaml reads YAML
+ * 1.1 scalars (go-yaml v2), so `yes`/`no`/`on`/`off` are booleans and `0777` is octal, where
+ * js-yaml's default is YAML 1.2. Errors give the position, not the text.
+ */
 export async function parseManifests(text: string, file: string): Promise<unknown[]> {
   const yaml = await import('js-yaml');
   try {
-    return yaml.loadAll(text);
+    // NOTE: go-yaml v2 keeps a timestamp-like scalar (2024-01-01) a string when it decodes into
+    // interface{}, as kubectl does; js-yaml's YAML 1.1 schema would make it a Date.
+    const timestampAsText = yaml.defineScalarTag('tag:yaml.org,2002:timestamp', {
+      resolve: (source) => source,
+      identify: () => false,
+    });
+    const schema = yaml.YAML11_SCHEMA.withTags(yaml.mergeTag, timestampAsText);
+    return yaml.loadAll(text, { schema });
   } catch (err) {
     const e = err as { reason?: string; mark?: { line?: number; column?: number } };
     const at = e.mark ? `:${(e.mark.line ?? 0) + 1}:${(e.mark.column ?? 0) + 1}` : '';
@@ -301,6 +333,12 @@ const defaultIo: RenderIo = {
   stderr: (t) => process.stderr.write(t),
   readStdin: readAllStdin,
 };
+
+/** "no such file or directory" from "ENOENT: no such file or directory, open '/x'". */
+function systemReason(e: NodeJS.ErrnoException): string {
+  const m = /^[A-Z]+: (.*?)(?:, \w+(?: '.*')?)?$/.exec(e.message);
+  return m?.[1] ?? e.code ?? e.message;
+}
 
 /** The CLI command. Returns the exit code. */
 export async function runRender(args: string[], io: RenderIo = defaultIo): Promise<number> {
@@ -336,15 +374,16 @@ export async function runRender(args: string[], io: RenderIo = defaultIo): Promi
   }
 
   const manifests: unknown[] = [];
+  let reading = '';
   try {
     for (const file of files) {
+      reading = file;
       const text = file === '-' ? await io.readStdin() : await readFile(file, 'utf8');
       manifests.push(...(await parseManifests(text, file === '-' ? '<stdin>' : file)));
     }
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const message =
-      e.code === 'ENOENT' ? `cannot read ${e.message?.replace(/^ENOENT: /, '')}` : e.message;
+    const e = err as NodeJS.ErrnoException;
+    const message = e.syscall ? `cannot read ${e.path ?? reading}: ${systemReason(e)}` : e.message;
     io.stderr(`render: ${message}\n`);
     return 2;
   }

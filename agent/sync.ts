@@ -386,6 +386,12 @@ function ownerOf(es: ExternalSecret): OwnerReference {
   };
 }
 
+/** The Secret key a missing `spec.data[i]` entry writes; undefined for dataFrom entries. */
+function secretKeyOf(es: ExternalSecret, m: MissingEntry): string | undefined {
+  const i = /^spec\.data\[(\d+)\]/.exec(m.where)?.[1];
+  return i === undefined ? undefined : es.spec.data?.[Number(i)]?.secretKey;
+}
+
 /** Secret data (base64) as bytes. */
 function decodeData(data: Record<string, string> = {}): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
@@ -455,13 +461,19 @@ async function reportSuccess(
       await event('Normal', EVENT_CREATED, `Created Secret ${namespace}/${target}`);
     if (action === 'updated')
       await event('Normal', EVENT_UPDATED, `Updated Secret ${namespace}/${target}`);
-    if (result.secret.removedKeys.length) {
+    // keys whose remote secret is gone are reported with it (MissingProviderSecret, below)
+    const gone = new Set(result.missing.flatMap((m) => secretKeyOf(es, m) ?? []));
+    const foreign = result.secret.removedKeys.filter((k) => !gone.has(k));
+    const unknownSource = result.missing.some((m) => secretKeyOf(es, m) === undefined);
+    if (foreign.length) {
       await event(
         'Warning',
         EVENT_UPDATED,
         result.secret.adopted
-          ? `adopted Secret ${namespace}/${target} and removed keys the ExternalSecret does not define: ${result.secret.removedKeys.join(', ')}`
-          : `removed keys the ExternalSecret does not define from Secret ${namespace}/${target} (added by hand?): ${result.secret.removedKeys.join(', ')}`,
+          ? `adopted Secret ${namespace}/${target} and removed keys the ExternalSecret does not define: ${foreign.join(', ')}`
+          : unknownSource
+            ? `removed keys the ExternalSecret no longer produces from Secret ${namespace}/${target} (a remote secret of spec.dataFrom no longer exists, or they were added by hand): ${foreign.join(', ')}`
+            : `removed keys the ExternalSecret does not define from Secret ${namespace}/${target} (added by hand?): ${foreign.join(', ')}`,
       );
     }
   }
@@ -474,11 +486,17 @@ async function reportSuccess(
   // Missing remote secrets are reported when they changed the Secret, not on every pass.
   if ((result.kind === 'written' || result.kind === 'deleted') && wroteSecret) {
     const policy = es.spec.target?.deletionPolicy ?? 'Retain';
+    const removed = new Set(result.kind === 'written' ? result.secret.removedKeys : []);
     for (const m of result.missing) {
+      const key = secretKeyOf(es, m);
+      const what =
+        key !== undefined && removed.has(key)
+          ? `removed key ${key} from Secret ${namespace}/${target}: its remote secret no longer exists`
+          : 'its keys were left out';
       await event(
         'Normal',
         EVENT_MISSING_PROVIDER_SECRET,
-        `secret ${m.key} does not exist at provider (${m.where}, ${m.store}); its keys were left out due to DeletionPolicy=${policy}`,
+        `secret ${m.key} does not exist at provider (${m.where}, ${m.store}); ${what} (DeletionPolicy=${policy})`,
       );
     }
   }

@@ -52,12 +52,25 @@ export function isEmpty(v: TplValue): boolean {
   return false;
 }
 
-/** The byte string a value prints as. Nothing prints as "<no value>": nil prints as "". */
+/**
+ * The byte string a value prints as, as Go's fmt `%v` prints what ESO's templates hold: a
+ * list as `[a b]`, a map as `map[k:v]` in key order, nil inside them as `<nil>`; numbers keep
+ * their original text. Nothing prints as "<no value>": nil on its own prints as "".
+ */
 export function printValue(v: TplValue): string {
+  return v === undefined || v === null ? '' : formatGo(v);
+}
+
+function formatGo(v: TplValue): string {
   if (typeof v === 'string') return v;
-  if (v === undefined || v === null) return '';
-  if (typeof v === 'number' || typeof v === 'boolean' || v instanceof JsonNumber) return String(v);
-  return bytesOf(stringifyJson(mapStrings(v, textOf)));
+  if (v === undefined || v === null) return '<nil>';
+  if (Array.isArray(v)) return `[${v.map(formatGo).join(' ')}]`;
+  if (isMap(v))
+    return `map[${Object.keys(v)
+      .sort()
+      .map((k) => `${k}:${formatGo(v[k])}`)
+      .join(' ')}]`;
+  return String(v);
 }
 
 function str(fn: string, v: TplValue): string {
@@ -104,51 +117,92 @@ function index(coll: TplValue, ...keys: TplValue[]): TplValue {
   return cur;
 }
 
-/** Go fmt verbs the templates use: %s %v %d %q %x %X %t %f with flags, width and precision. */
+const isNumber = (v: TplValue): v is number | JsonNumber =>
+  typeof v === 'number' || v instanceof JsonNumber;
+
+/** Decimal integer text of a number, or undefined when it has a fraction or exponent. */
+function integerText(v: number | JsonNumber): string | undefined {
+  const text = String(v);
+  return /^-?\d+$/.test(text) ? text : undefined;
+}
+
+/**
+ * One argument under one verb, as Go's fmt prints it; a list or map applies the verb to each
+ * element (`[1 2]`, `map[k:v]`). Returns undefined where Go would print `%!d(string=…)`: the
+ * argument does not fit the verb.
+ */
+function formatVerb(verb: string, arg: TplValue, prec?: number): string | undefined {
+  if (Array.isArray(arg)) {
+    const items = arg.map((x) => formatVerb(verb, x, prec));
+    return items.every((x) => x !== undefined) ? `[${items.join(' ')}]` : undefined;
+  }
+  if (isMap(arg)) {
+    const keys = Object.keys(arg).sort();
+    const items = keys.map((k) => [formatVerb(verb, k, prec), formatVerb(verb, arg[k], prec)]);
+    if (items.some(([k, x]) => k === undefined || x === undefined)) return undefined;
+    return `map[${items.map(([k, x]) => `${k}:${x}`).join(' ')}]`;
+  }
+  switch (verb) {
+    case 'v':
+      return formatGo(arg);
+    case 's':
+      return typeof arg === 'string' ? (prec === undefined ? arg : arg.slice(0, prec)) : undefined;
+    case 'q':
+      return typeof arg === 'string' ? bytesOf(JSON.stringify(textOf(arg))) : undefined;
+    case 'd':
+      return isNumber(arg) ? integerText(arg) : undefined;
+    case 'f':
+      return isNumber(arg) ? Number(String(arg)).toFixed(prec ?? 6) : undefined;
+    case 't':
+      return typeof arg === 'boolean' ? String(arg) : undefined;
+    case 'x':
+    case 'X': {
+      let hex: string | undefined;
+      if (typeof arg === 'string') hex = Buffer.from(arg, 'latin1').toString('hex');
+      else if (isNumber(arg) && integerText(arg) !== undefined) {
+        const n = BigInt(integerText(arg) as string);
+        hex = n < 0n ? `-${(-n).toString(16)}` : n.toString(16);
+      }
+      return verb === 'X' ? hex?.toUpperCase() : hex;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Go fmt verbs the templates use: %s %v %d %q %x %X %t %f with flags, width and precision.
+ *
+ * NOTE: where Go writes `%!d(string=…)`, `%!d(MISSING)` or `%!(EXTRA …)` into its output, this
+ * fails: that text would carry the argument, a secret value, into the Secret and into errors.
+ * The message names the verb and the argument's position and type, never the argument.
+ */
 function printf(format: TplValue, ...args: TplValue[]): string {
   const fmt = str('printf', format);
   let n = 0;
-  return fmt.replace(
+  const out = fmt.replace(
     /%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g,
     (_m, flags: string, width?: string, prec?: string, verb?: string) => {
       if (verb === '%') return '%';
-      if (n >= args.length) return `%!${verb}(MISSING)`;
+      if (!'svdfqxXt'.includes(verb as string))
+        // the format may be a secret value, so an unknown verb is not quoted
+        throw new TemplateError('printf: unsupported verb (supported: %s %v %d %f %q %x %X %t)');
+      if (n >= args.length)
+        throw new TemplateError(`printf: %${verb} has no argument (${args.length} given)`);
       const arg = args[n++] as TplValue;
-      let out: string;
-      switch (verb) {
-        case 's':
-        case 'v':
-          out = printValue(arg);
-          if (prec !== undefined) out = out.slice(0, Number(prec));
-          break;
-        case 'd':
-          out = String(Math.trunc(Number(printValue(arg))));
-          break;
-        case 'f':
-          out = Number(printValue(arg)).toFixed(prec === undefined ? 6 : Number(prec));
-          break;
-        case 'q':
-          out = bytesOf(JSON.stringify(textOf(printValue(arg))));
-          break;
-        case 'x':
-        case 'X': {
-          const hex = Buffer.from(printValue(arg), 'latin1').toString('hex');
-          out = verb === 'X' ? hex.toUpperCase() : hex;
-          break;
-        }
-        case 't':
-          out = String(arg === true || arg === 'true');
-          break;
-        default:
-          // the format may be a secret value, so the verb is not quoted
-          throw new TemplateError('printf: unsupported verb (supported: %s %v %d %f %q %x %X %t)');
-      }
+      const text = formatVerb(verb as string, arg, prec === undefined ? undefined : Number(prec));
+      if (text === undefined)
+        throw new TemplateError(`printf: %${verb} does not fit argument ${n}, ${describeType(arg)}`);
       const w = Number(width ?? 0);
-      if (out.length >= w) return out;
-      if (flags.includes('-')) return out.padEnd(w);
-      return out.padStart(w, flags.includes('0') && verb !== 's' ? '0' : ' ');
+      if (text.length >= w) return text;
+      if (flags.includes('-')) return text.padEnd(w);
+      const zero = flags.includes('0') && 'dfxX'.includes(verb as string);
+      if (zero && text.startsWith('-')) return `-${text.slice(1).padStart(w - 1, '0')}`;
+      return text.padStart(w, zero ? '0' : ' ');
     },
   );
+  if (n < args.length)
+    throw new TemplateError(`printf: ${args.length - n} argument(s) more than the format uses`);
+  return out;
 }
 
 function fromJson(v: TplValue): TplValue {
@@ -200,7 +254,11 @@ export const functions: Record<string, (...args: TplValue[]) => TplValue> = {
   join: (sep, list) => {
     if (!Array.isArray(list))
       throw new TemplateError(`join: expected a list, got ${describeType(list)}`);
-    return list.map(printValue).join(str('join', sep));
+    // sprig's join leaves nil elements out
+    return list
+      .filter((x) => x !== null && x !== undefined)
+      .map(printValue)
+      .join(str('join', sep));
   },
   quote: (...args) =>
     args

@@ -52,16 +52,30 @@ const keywords = new Set([
 
 /**
  * True when an action's text can only be Go-template syntax (not plain nunjucks): a comment, a
- * Go keyword or function name followed by its arguments, or a field (`.x`, `.`) or variable
- * (`$x`) where nunjucks could not have one. Quoted text is ignored.
+ * Go keyword or function name followed by its arguments (first, or after a `|`: nunjucks
+ * filters take theirs in parentheses), a raw string in backquotes, or a field (`.x`, `.`) or
+ * variable (`$x`) where nunjucks could not have one. Quoted text is ignored.
  */
 export function isGoAction(inner: string): boolean {
   const s = inner.trim();
   if (s.startsWith('/*')) return true;
   const word = /^([A-Za-z_][A-Za-z0-9_]*)(?:\s|$)/.exec(s)?.[1];
   if (word !== undefined && (keywords.has(word) || Object.hasOwn(functions, word))) return true;
-  const unquoted = s.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
-  return /(?:^|[\s(|,])[.$]/.test(unquoted);
+  let raw = false;
+  const unquoted = s.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, (m) => {
+    raw ||= m.startsWith('`');
+    return '""';
+  });
+  // a number alone: Go reads 0777, 0x1F, 0b101 and 1_000 where nunjucks does not
+  if (raw || /^[-+]?\.?\d[\w.]*(?:[eE][-+]?\d+)?$/.test(s)) return true;
+  const withArgs = unquoted
+    .split('|')
+    .slice(1)
+    .some((cmd) => {
+      const name = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s+[^\s)]/.exec(cmd)?.[1];
+      return name !== undefined && Object.hasOwn(functions, name);
+    });
+  return withArgs || /(?:^|[\s(|,])[.$]/.test(unquoted);
 }
 
 /** Splits a template into text and `{{ }}` actions, following Go's lexer rules. */
@@ -161,6 +175,19 @@ function unquote(raw: string): string {
     });
 }
 
+/** A Go number literal: hex, binary, octal (`0o17` and `017`), `_` separators, floats. */
+function goNumber(literal: string): number | undefined {
+  const sign = literal.startsWith('-') ? -1 : 1;
+  const body = literal.replace(/^[-+]/, '');
+  if (body.startsWith('_') || body.endsWith('_') || body.includes('__')) return undefined;
+  const digits = body.replaceAll('_', '');
+  let n: number;
+  if (/^0[0-7]+$/.test(digits)) n = parseInt(digits, 8);
+  else if (/^0\d+$/.test(digits)) return undefined;
+  else n = Number(digits);
+  return Number.isNaN(n) ? undefined : sign * n;
+}
+
 function lex(text: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -210,10 +237,14 @@ function lex(text: string): Token[] {
       tokens.push({ t: 'lit', value: text.slice(i + 1, end), space });
       i = end + 1;
     } else if (/[-+0-9]/.test(c)) {
-      const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)/.exec(text.slice(i));
-      if (!m || !isTerminator(text[i + m[0].length]))
+      const m =
+        /^[-+]?(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|[\d_]+(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)/.exec(
+          text.slice(i),
+        );
+      const value = m && goNumber(m[0]);
+      if (!m || value === undefined || !isTerminator(text[i + m[0].length]))
         throw new TemplateError(`bad number syntax at "${c}"`);
-      tokens.push({ t: 'lit', value: Number(m[0]), space });
+      tokens.push({ t: 'lit', value, space });
       i += m[0].length;
     } else if (/[A-Za-z_]/.test(c)) {
       const name = readName();

@@ -27,12 +27,36 @@ interface FakeEntry {
 const valueOf = (entry: FakeEntry) =>
   entry.value ?? (entry.valueMap ? JSON.stringify(entry.valueMap) : '');
 
+/**
+ * Refuses an entry the API server would refuse (the CRD types key, value and version as
+ * strings). YAML turns unquoted `0777`, `yes` or `1.0` into a number or boolean; the message
+ * names the entry and the field, and the value's type, never the value.
+ */
+function checkEntry(entry: unknown, where: string): void {
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+    throw new UnsupportedError(`${where}: must be an object with key and value`);
+  const e = entry as Record<string, unknown>;
+  if (typeof e.key !== 'string')
+    throw new UnsupportedError(`${where}.key: must be a string, got ${typeName(e.key)}`);
+  for (const field of ['value', 'version'] as const) {
+    const v = e[field];
+    if (v !== undefined && v !== null && typeof v !== 'string')
+      throw new UnsupportedError(
+        `${where} (key ${e.key}).${field}: must be a string, got ${typeName(v)} (quote it in YAML: unquoted numbers and yes/no/on/off are not strings)`,
+      );
+  }
+}
+
+const typeName = (v: unknown) =>
+  v === undefined || v === null ? 'nothing' : Array.isArray(v) ? 'a list' : `a ${typeof v}`;
+
 export async function createFakeProvider(spec: unknown, ctx: ProviderContext): Promise<Provider> {
   const label = storeLabel(ctx.store);
   const data = (spec as { data?: FakeEntry[] } | undefined)?.data;
   if (!Array.isArray(data))
     throw new UnsupportedError(`${label}: spec.provider.fake.data must be a list`);
 
+  data.forEach((entry, i) => checkEntry(entry, `${label} (fake): spec.provider.fake.data[${i}]`));
   const entries = new Map<string, FakeEntry>();
   for (const entry of data) entries.set(`${entry.key}\u0000${entry.version ?? ''}`, entry);
 

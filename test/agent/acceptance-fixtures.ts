@@ -42,6 +42,18 @@ export interface ExpectedResult {
   /** The files the pod gets, when they differ from the Secret's data (Merge targets). */
   files?: Record<string, string>;
   events?: { type: string; reason: string; contains: string }[];
+  /** Texts no Event (and no render note) may contain. */
+  absentEvents?: string[];
+}
+
+/**
+ * The expected Events that `render` reports as notes: Warnings, deletions and missing remote
+ * secrets (render.ts); Normal Created/Updated Events are not notes.
+ */
+export function renderedEvents(r: ExpectedResult): { contains: string }[] {
+  return (r.events ?? []).filter(
+    (e) => e.type === 'Warning' || e.reason === 'Deleted' || e.reason === 'MissingProviderSecret',
+  );
 }
 
 export interface Expectation {

@@ -230,6 +230,8 @@ describe('the in-memory API server (render) words Secret errors as the real one'
   const cases: {
     name: string;
     secret: Record<string, unknown>;
+    /** Merged into the Secret's metadata (name and namespace otherwise the test's own). */
+    metadata?: Record<string, unknown>;
     update?: Record<string, unknown>;
   }[] = [
     { name: 'tls without its keys', secret: { type: 'kubernetes.io/tls', data: {} } },
@@ -266,6 +268,50 @@ describe('the in-memory API server (render) words Secret errors as the real one'
       secret: { immutable: true, data: { k: b64('1') } },
       update: { immutable: true, data: { k: b64('2') } },
     },
+    { name: 'a name with an underscore', secret: {}, metadata: { name: 'Bad_Name' } },
+    { name: 'a name of 254 characters', secret: {}, metadata: { name: 'n'.repeat(254) } },
+    { name: 'a label key with a space', secret: {}, metadata: { labels: { 'bad label': 'x' } } },
+    { name: 'a label value with a space', secret: {}, metadata: { labels: { ok: 'x y' } } },
+    {
+      name: 'a bad label key and value together',
+      secret: {},
+      metadata: { labels: { 'bad label': 'x y' } },
+    },
+    {
+      name: 'a label value of 64 characters',
+      secret: {},
+      metadata: { labels: { ok: 'v'.repeat(64) } },
+    },
+    {
+      name: 'a label key with an upper-case prefix',
+      secret: {},
+      metadata: { labels: { 'Example.com/app': 'x' } },
+    },
+    {
+      name: 'a label key with an empty prefix and a long name',
+      secret: {},
+      metadata: { labels: { ['/' + 'k'.repeat(64)]: 'x' } },
+    },
+    {
+      name: 'a label key with a prefix of 254 characters',
+      secret: {},
+      metadata: { labels: { [`${'p'.repeat(254)}/app`]: 'x' } },
+    },
+    {
+      name: 'a label key with two slashes',
+      secret: {},
+      metadata: { labels: { 'a/b/c': 'x' } },
+    },
+    {
+      name: 'an annotation key ending in a dash',
+      secret: {},
+      metadata: { annotations: { 'example.com/note-': 'anything at all' } },
+    },
+    {
+      name: 'annotations over 256 KiB',
+      secret: {},
+      metadata: { annotations: { a: 'x'.repeat(256 * 1024) } },
+    },
   ];
   const ns = 'acc-memory-kube';
   before(() => ensureNamespace(ns));
@@ -274,14 +320,15 @@ describe('the in-memory API server (render) words Secret errors as the real one'
     it(`gives the API server's message for ${c.name}`, async () => {
       const { MemoryKube } = await import('../../agent/memory-kube.ts');
       const memory = new MemoryKube();
-      const name = `case-${i}`;
+      const own = `case-${i}`;
       const body = {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name, namespace: ns },
         ...c.secret,
+        metadata: { name: own, namespace: ns, ...c.metadata },
       };
       const messages: string[] = [];
+      const name = body.metadata.name as string;
       for (const api of [kube, memory]) {
         const collection = `/api/v1/namespaces/${ns}/secrets`;
         try {

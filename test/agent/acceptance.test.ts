@@ -24,6 +24,7 @@ import {
   assertSecret,
   loadFixtures,
   providerValues,
+  renderedEvents,
   type ExpectedResult,
   type ExpectedSecret,
   type Fixture,
@@ -60,7 +61,25 @@ function checkRendered(item: RenderedItem | undefined, r: ExpectedResult, f: Fix
       item.notes.join('; '),
     );
   }
-  if (r.secret) assertSecret(item.secret, r.secret, ns);
+  for (const want of renderedEvents(r))
+    assert.ok(
+      item.notes.some((n) => n.includes(want.contains)),
+      `a note "${want.contains}" among ${JSON.stringify(item.notes)}`,
+    );
+  for (const text of r.absentEvents ?? [])
+    assert.ok(!item.notes.some((n) => n.includes(text)), `no note says "${text}"`);
+  if (r.secret) {
+    // an ExternalSecret without a uid in the input gets no owner reference in render's output
+    const es = f.manifests.find(
+      (m) =>
+        (m as { kind?: string }).kind === 'ExternalSecret' &&
+        `${(m as { metadata: { namespace?: string } }).metadata.namespace ?? 'default'}/${(m as { metadata: { name: string } }).metadata.name}` ===
+          r.externalSecret,
+    ) as { metadata: { uid?: string } } | undefined;
+    const want =
+      r.secret.ownerReferences && !es?.metadata.uid ? { ...r.secret, ownerReferences: [] } : r.secret;
+    assertSecret(item.secret, want, ns);
+  }
 }
 
 describe('ExternalSecret acceptance cases through render', async () => {
@@ -180,6 +199,8 @@ describe('ExternalSecret acceptance cases through the agent sync', async () => {
             `an Event ${want.type} ${want.reason} "${want.contains}" among ${JSON.stringify(events)}`,
           );
         }
+        for (const text of r.absentEvents ?? [])
+          assert.ok(!events.some((e) => e.message.includes(text)), `no Event says "${text}"`);
         if (r.deleted) {
           assert.equal(kube.object(secretPath), undefined);
           assert.deepEqual(readdirSync(filesDir), []);

@@ -140,6 +140,63 @@ describe('renderTemplateData', () => {
         values: { a: 'straße ü' },
         want: 'STRASSE Ü',
       },
+      // literals at the start of a pipeline are Go literals, not nunjucks
+      { name: 'an empty string piped to default', template: '{{ "" | default "d" }}', values: {}, want: 'd' },
+      { name: 'a string piped to default', template: '{{ "x" | default "d" }}', values: {}, want: 'x' },
+      { name: 'a raw string piped to upper', template: '{{ `r\\n` | upper }}', values: {}, want: 'R\\N' },
+      { name: 'an empty raw string piped to default', template: '{{ `` | default "d" }}', values: {}, want: 'd' },
+      { name: 'zero piped to default', template: '{{ 0 | default 2 }}', values: {}, want: '2' },
+      { name: 'a number piped to printf', template: '{{ 42 | printf "%05d" }}', values: {}, want: '00042' },
+      { name: 'a Go octal number', template: '{{ 0777 }}', values: {}, want: '511' },
+      { name: 'a negative hex number', template: '{{ -0x1F | printf "%d" }}', values: {}, want: '-31' },
+      { name: 'a float piped to printf', template: '{{ 1.5 | printf "%.2f" }}', values: {}, want: '1.50' },
+      { name: 'true piped to default', template: '{{ true | default false }}', values: {}, want: 'true' },
+      { name: 'false piped to default', template: '{{ false | default "f" }}', values: {}, want: 'f' },
+      // Go's fmt for lists and maps, as ESO users get from text/template
+      {
+        name: 'a list prints as Go prints a []interface{}',
+        template: '{{ (.j | fromJson).list }}',
+        values: { j: '{"list":[1,"x",true,null,1.50]}' },
+        want: '[1 x true <nil> 1.50]',
+      },
+      {
+        name: 'a map prints as Go prints a map, in key order',
+        template: '{{ .j | fromJson }}',
+        values: { j: '{"b":{"y":"2","x":[1]},"a":"1"}' },
+        want: 'map[a:1 b:map[x:[1] y:2]]',
+      },
+      {
+        name: 'printf %v of a map and a list',
+        template: '{{ printf "%v|%v" (.j | fromJson) (.j | fromJson).l }}',
+        values: { j: '{"l":["a","b"]}' },
+        want: 'map[l:[a b]]|[a b]',
+      },
+      {
+        name: 'printf %s and %q of a list of strings',
+        template: '{{ printf "%s %q" (.j | fromJson).l (.j | fromJson).l }}',
+        values: { j: '{"l":["a","b"]}' },
+        want: '[a b] ["a" "b"]',
+      },
+      {
+        name: 'printf %d of a JSON integer keeps its digits',
+        template: '{{ printf "%d" (.j | fromJson).n }}',
+        values: { j: '{"n":12345678901234567890}' },
+        want: '12345678901234567890',
+      },
+      {
+        name: 'printf %x of a number and of a string',
+        template: '{{ printf "%x %X" 255 "ab" }}',
+        values: {},
+        want: 'ff 6162',
+      },
+      { name: 'printf %t of a bool', template: '{{ printf "%t" (eq 1 1) }}', values: {}, want: 'true' },
+      { name: 'printf %%', template: '{{ printf "100%%" }}', values: {}, want: '100%' },
+      {
+        name: 'join leaves nil out, as sprig does',
+        template: '{{ (.j | fromJson).l | join "," }}',
+        values: { j: '{"l":["a",null,2]}' },
+        want: 'a,2',
+      },
     ];
   for (const c of cases) {
     it(c.name, () => assert.equal(render(c.template, c.values), c.want));
@@ -201,6 +258,54 @@ describe('renderTemplateData', () => {
       template: '{{ if .k }}x',
       values: { k: 'v' },
       message: 'template data key "out": unexpected EOF: {{if}} has no {{end}}',
+    },
+    {
+      name: 'printf %d of a string (Go writes %!d(string=…) and the value)',
+      template: '{{ printf "%d" .k }}',
+      values: { k: 'secret-text' },
+      message: 'template data key "out": printf: %d does not fit argument 1, a string',
+    },
+    {
+      name: 'printf %s of a number',
+      template: '{{ printf "%s" (.j | fromJson).n }}',
+      values: { j: '{"n":7}' },
+      message: 'template data key "out": printf: %s does not fit argument 1, a number',
+    },
+    {
+      name: 'printf %d of a fraction',
+      template: '{{ printf "%d" (.j | fromJson).n }}',
+      values: { j: '{"n":1.5}' },
+      message: 'template data key "out": printf: %d does not fit argument 1, a number',
+    },
+    {
+      name: 'printf %f of a string',
+      template: '{{ .k | printf "%.1f" }}',
+      values: { k: 'secret-text' },
+      message: 'template data key "out": printf: %f does not fit argument 1, a string',
+    },
+    {
+      name: 'printf %t of a string',
+      template: '{{ printf "%t" .k }}',
+      values: { k: 'true' },
+      message: 'template data key "out": printf: %t does not fit argument 1, a string',
+    },
+    {
+      name: 'printf %d of a list holding a string',
+      template: '{{ printf "%d" (.j | fromJson).l }}',
+      values: { j: '{"l":[1,"secret-text"]}' },
+      message: 'template data key "out": printf: %d does not fit argument 1, a list',
+    },
+    {
+      name: 'printf with a verb and no argument (Go writes %!d(MISSING))',
+      template: '{{ printf "%s-%d" .k }}',
+      values: { k: 'secret-text' },
+      message: 'template data key "out": printf: %d has no argument (1 given)',
+    },
+    {
+      name: 'printf with an argument the format does not use (Go writes %!(EXTRA …) and the value)',
+      template: '{{ printf "x" .k }}',
+      values: { k: 'secret-text' },
+      message: 'template data key "out": printf: 1 argument(s) more than the format uses',
     },
     {
       name: 'an undefined nunjucks variable',

@@ -45,19 +45,25 @@
  * Endpoints: the SDK honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_STS (the tests point them at
  * moto), so nothing here sets an endpoint.
  */
-import { readFile } from 'node:fs/promises';
 import { fromTemporaryCredentials, fromWebToken } from '@aws-sdk/credential-providers';
 import {
   AgentError,
   ConfigError,
-  KubeApiError,
   NotFoundError,
   ProviderError,
   UnsupportedError,
 } from '../errors.ts';
-import type { KubeApi, Secret, SecretKeySelector } from '../types.ts';
+import type { KubeApi, SecretKeySelector } from '../types.ts';
 import type { ProviderContext } from './provider.ts';
 import { storeLabel } from './provider.ts';
+import {
+  checkOwnServiceAccount,
+  kubeReadError,
+  readPodTokenFile,
+  readStoreKey,
+  requestServiceAccountToken,
+  type StoreKeyCache,
+} from './store-credentials.ts';
 
 /** The fields of `spec.provider.aws` this agent reads. */
 export interface AwsProviderSpec {
@@ -155,8 +161,6 @@ export const DEFAULT_AUDIENCE = 'sts.amazonaws.com';
 const ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
 /** STS's shortest session; the SDK renews 5 minutes before the end, so a login per 10 min. */
 export const SESSION_SECONDS = 900;
-/** TokenRequest's shortest token. */
-const TOKEN_SECONDS = 600;
 /** Renew this long before a session ends, as the SDK's own clients do. */
 const RENEW_BEFORE_MS = 5 * 60_000;
 
@@ -217,6 +221,29 @@ export interface AwsAuthOptions {
   now?: () => number;
 }
 
+/** What every AWS SDK client of a store is built with. */
+export interface AwsClientConfig {
+  region: string;
+  /** Absent: the SDK's default chain. */
+  credentials?: AwsCredentialSource;
+  /** The first try included. */
+  maxAttempts: number;
+}
+
+/**
+ * The region and credentials of a store (awsRegion, resolveAwsCredentials) as SDK client
+ * options, with 3 attempts per call. Throws as those two do.
+ */
+export async function awsClientConfig(
+  aws: AwsProviderSpec,
+  ctx: ProviderContext,
+  options: AwsAuthOptions = {},
+): Promise<AwsClientConfig> {
+  const region = awsRegion(aws, ctx);
+  const { credentials } = await resolveAwsCredentials(aws, region, ctx, options);
+  return { region, ...(credentials ? { credentials } : {}), maxAttempts: 3 };
+}
+
 /**
  * Chooses the base credentials and the role chain for a store, as the module comment
  * describes. Static keys are read here, once; tokens and sessions are fetched when a client
@@ -257,7 +284,7 @@ export async function resolveAwsCredentials(
     const { roleArn, token } = await jwtSource(aws, label, ctx);
     web = { mode: 'jwt', roleArn, token };
   } else if (aws.role && tokenFile) {
-    web = { mode: 'tokenFile', roleArn: aws.role, token: () => readTokenFile(tokenFile, label) };
+    web = { mode: 'tokenFile', roleArn: aws.role, token: () => readPodTokenFile(tokenFile, label) };
   }
   if (!web) return chainAfter(undefined, 'default');
 
@@ -373,20 +400,6 @@ function roleSessionName(ctx: ProviderContext): string {
     .slice(0, 64);
 }
 
-/** The projected token, read again for every login; the error names the file, not its content. */
-async function readTokenFile(file: string, label: string): Promise<string> {
-  try {
-    const token = (await readFile(file, 'utf8')).trim();
-    if (!token) throw Object.assign(new Error('empty'), { code: 'empty' });
-    return token;
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError(
-      `${label}: cannot read the pod's web-identity token file ${file}: ${reason}`,
-    );
-  }
-}
-
 async function staticCredentials(
   ref: NonNullable<NonNullable<AwsProviderSpec['auth']>['secretRef']>,
   label: string,
@@ -397,9 +410,9 @@ async function staticCredentials(
       `${label}: auth.secretRef needs accessKeyIDSecretRef and secretAccessKeySecretRef`,
     );
   }
-  const cache = new Map<string, Promise<Secret>>();
+  const cache: StoreKeyCache = new Map();
   const read = (field: string, sel: SecretKeySelector) =>
-    readSecretKey(ctx, sel, `${label}: auth.secretRef.${field}`, cache);
+    readStoreKey(ctx, 'Secret', sel, `${label}: auth.secretRef.${field}`, { cache });
   const accessKeyId = await read('accessKeyIDSecretRef', ref.accessKeyIDSecretRef);
   const secretAccessKey = await read('secretAccessKeySecretRef', ref.secretAccessKeySecretRef);
   const sessionToken = ref.sessionTokenSecretRef
@@ -409,45 +422,6 @@ async function staticCredentials(
   return async () => keys;
 }
 
-/**
- * The trimmed text of one key of a Kubernetes Secret. A SecretStore reads its own namespace; a
- * ClusterSecretStore the selector's namespace, else the pod's.
- */
-async function readSecretKey(
-  ctx: ProviderContext,
-  sel: SecretKeySelector,
-  what: string,
-  cache: Map<string, Promise<Secret>>,
-): Promise<string> {
-  const ns =
-    ctx.store.kind === 'ClusterSecretStore'
-      ? sel.namespace || ctx.namespace
-      : (ctx.store.metadata.namespace ?? ctx.namespace);
-  const path = `/api/v1/namespaces/${ns}/secrets/${sel.name}`;
-  let pending = cache.get(path);
-  if (!pending) {
-    pending = ctx.kube.get<Secret>(path);
-    cache.set(path, pending);
-  }
-  let secret: Secret;
-  try {
-    secret = await pending;
-  } catch (err) {
-    throw kubeReadError(err, `${what}: cannot read Secret ${ns}/${sel.name}`);
-  }
-  const raw = secret.data?.[sel.key];
-  if (raw === undefined)
-    throw new NotFoundError(`${what}: Secret ${ns}/${sel.name} has no key ${sel.key}`);
-  return Buffer.from(raw, 'base64').toString('utf8').trim();
-}
-
-function kubeReadError(err: unknown, context: string): AgentError {
-  if (err instanceof KubeApiError && err.status === 404)
-    return new NotFoundError(`${context}: not found`);
-  const message = err instanceof Error ? err.message : String(err);
-  return new ProviderError(`${context}: ${message}`);
-}
-
 /** auth.jwt: the web-identity role and a token source (one TokenRequest per login). */
 async function jwtSource(
   aws: AwsProviderSpec,
@@ -455,18 +429,15 @@ async function jwtSource(
   ctx: ProviderContext,
 ): Promise<{ roleArn: string; token: () => Promise<string> }> {
   const ref = aws.auth?.jwt?.serviceAccountRef;
-  if (!ref?.name) throw new ConfigError(`${label}: auth.jwt.serviceAccountRef.name is not set`);
-  const { podNamespace, serviceAccount } = ctx.config;
-  const ns = ctx.store.kind === 'ClusterSecretStore' ? ref.namespace || podNamespace : podNamespace;
-  if (ref.name !== serviceAccount || ns !== podNamespace) {
-    throw new UnsupportedError(
-      `${label}: auth.jwt.serviceAccountRef names service account ${ns}/${ref.name}, but this pod runs as ` +
-        `${podNamespace}/${serviceAccount}; the agent authenticates only as the pod's own service account`,
-    );
-  }
-  const roleArn = aws.role || (await roleFromAnnotation(ctx.kube, ns, ref.name, label));
-  const audiences = ref.audiences?.length ? ref.audiences : [DEFAULT_AUDIENCE];
-  return { roleArn, token: () => requestToken(ctx, ns, ref.name, audiences, label) };
+  const field = `${label}: auth.jwt.serviceAccountRef`;
+  const { namespace, name } = checkOwnServiceAccount(ctx, ref, field);
+  const roleArn = aws.role || (await roleFromAnnotation(ctx.kube, namespace, name, label));
+  const audiences = ref?.audiences?.length ? ref.audiences : [DEFAULT_AUDIENCE];
+  // NOTE: notFound false: the token is requested inside a read, and a read that fails with
+  // "not found" lets deletionPolicy Delete remove the target Secret.
+  const token = () =>
+    requestServiceAccountToken(ctx, ref, { audiences, field, context: label, notFound: false });
+  return { roleArn, token };
 }
 
 async function roleFromAnnotation(
@@ -490,41 +461,4 @@ async function roleFromAnnotation(
       `${label}: no role in the store, and service account ${ns}/${name} has no ${ROLE_ANNOTATION} annotation`,
     );
   return role;
-}
-
-/** TokenRequest for the pod's service account, bound to the pod when its uid is known. */
-async function requestToken(
-  ctx: ProviderContext,
-  ns: string,
-  name: string,
-  audiences: string[],
-  label: string,
-): Promise<string> {
-  const { podName, podUid } = ctx.config;
-  const body = {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: {
-      audiences,
-      expirationSeconds: TOKEN_SECONDS,
-      ...(podUid
-        ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: podName, uid: podUid } }
-        : {}),
-    },
-  };
-  try {
-    const review = await ctx.kube.create<{ status?: { token?: string } }>(
-      `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
-      body,
-    );
-    if (!review.status?.token) throw new Error('the answer holds no token');
-    return review.status.token;
-  } catch (err) {
-    // NOTE: never a NotFoundError, even for a 404: this runs inside a read, and a read that
-    // fails with "not found" lets deletionPolicy Delete remove the target Secret.
-    const message = err instanceof Error ? err.message : String(err);
-    throw new ProviderError(
-      `${label}: cannot request a token for service account ${ns}/${name} (audiences ${audiences.join(',')}): ${message}`,
-    );
-  }
 }

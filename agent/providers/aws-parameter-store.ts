@@ -36,10 +36,9 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { NotFoundError } from '../errors.ts';
 import { compileGoRegexp, matchesGo } from '../go-regexp.ts';
 import {
+  awsClientConfig,
   awsError,
   awsLabel,
-  awsRegion,
-  resolveAwsCredentials,
   type AwsAuthOptions,
   type AwsProviderSpec,
 } from './aws-auth.ts';
@@ -104,15 +103,10 @@ export async function createParameterStoreProvider(
   options: AwsAuthOptions = {},
 ): Promise<Provider> {
   const label = awsLabel(ctx);
-  const region = awsRegion(aws, ctx);
-  const { credentials } = await resolveAwsCredentials(aws, region, ctx, options);
+  const config = await awsClientConfig(aws, ctx, options);
 
   const sdk = await import('@aws-sdk/client-ssm');
-  const client: SSMClient = new sdk.SSMClient({
-    region,
-    ...(credentials ? { credentials } : {}),
-    maxAttempts: 3,
-  });
+  const client: SSMClient = new sdk.SSMClient(config);
   const api: ParameterStoreApi = {
     getParameter: (input, o) => client.send(new sdk.GetParameterCommand(input), o),
     getParameters: (input, o) => client.send(new sdk.GetParametersCommand(input), o),

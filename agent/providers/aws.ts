@@ -23,10 +23,9 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { NotFoundError, UnsupportedError } from '../errors.ts';
 import { compileGoRegexp, matchesGo } from '../go-regexp.ts';
 import {
+  awsClientConfig,
   awsError,
   awsLabel,
-  awsRegion,
-  resolveAwsCredentials,
   type AwsAuthOptions,
   type AwsProviderSpec,
 } from './aws-auth.ts';
@@ -74,15 +73,10 @@ export async function createAwsProvider(
       `${label}: service ${aws.service} is not supported (SecretsManager or ParameterStore)`,
     );
   }
-  const region = awsRegion(aws, ctx);
-  const { credentials } = await resolveAwsCredentials(aws, region, ctx, options);
+  const config = await awsClientConfig(aws, ctx, options);
 
   const sdk = await import('@aws-sdk/client-secrets-manager');
-  const client: SecretsManagerClient = new sdk.SecretsManagerClient({
-    region,
-    ...(credentials ? { credentials } : {}),
-    maxAttempts: 3,
-  });
+  const client: SecretsManagerClient = new sdk.SecretsManagerClient(config);
   const api: SecretsManagerApi & SecretsManagerListApi = {
     getSecretValue: (input, o) => client.send(new sdk.GetSecretValueCommand(input), o),
     listSecrets: (input, o) => client.send(new sdk.ListSecretsCommand(input), o),

@@ -60,6 +60,11 @@ import { KubeClient, inClusterOptions, type RequestOptions } from '../kube-clien
 import type { CAProvider, Secret, SecretKeySelector, ServiceAccountSelector } from '../types.ts';
 import type { FindRef, Provider, ProviderContext, SecretRef, SecretValue } from './provider.ts';
 import { storeLabel } from './provider.ts';
+import {
+  checkOwnServiceAccount,
+  readStoreKey,
+  requestServiceAccountToken,
+} from './store-credentials.ts';
 
 /** The fields of `spec.provider.kubernetes` this agent reads. */
 export interface KubernetesProviderSpec {
@@ -90,7 +95,6 @@ export interface KubernetesConnection {
 }
 
 const DEFAULT_NAMESPACE = 'default';
-const TOKEN_SECONDS = 600;
 const LIST_PAGE = 500;
 const MAX_PAGES = 100;
 const OWN_CLUSTER =
@@ -271,29 +275,37 @@ export async function connect(
     if (!auth.token.bearerToken)
       throw new ConfigError(`${label}: auth.token.bearerToken is not set`);
     identity = 'token';
-    credentials.token = await readKey(
+    credentials.token = await readStoreKey(
       ctx,
       'Secret',
       auth.token.bearerToken,
       `${label}: auth.token.bearerToken`,
-      true,
     );
   } else if (auth.serviceAccount) {
     const sa = auth.serviceAccount;
-    checkOwnServiceAccount(ctx, sa, label);
+    const field = `${label}: auth.serviceAccount`;
+    checkOwnServiceAccount(ctx, sa, field);
     if (own && !sa.audiences?.length) {
       return { reader: ctx.kube, identity: 'pod', cluster: "the pod's cluster" };
     }
     identity = 'serviceAccountToken';
-    credentials.token = await requestToken(ctx, sa, label);
+    credentials.token = await requestServiceAccountToken(ctx, sa, {
+      audiences: sa.audiences ?? [],
+      field,
+      context: field,
+    });
   } else if (auth.cert) {
     const { clientCert, clientKey } = auth.cert;
     if (!clientCert || !clientKey)
       throw new ConfigError(`${label}: auth.cert needs clientCert and clientKey`);
     identity = 'cert';
     credentials = {
-      certPem: await readKey(ctx, 'Secret', clientCert, `${label}: auth.cert.clientCert`, false),
-      keyPem: await readKey(ctx, 'Secret', clientKey, `${label}: auth.cert.clientKey`, false),
+      certPem: await readStoreKey(ctx, 'Secret', clientCert, `${label}: auth.cert.clientCert`, {
+        trim: false,
+      }),
+      keyPem: await readStoreKey(ctx, 'Secret', clientKey, `${label}: auth.cert.clientKey`, {
+        trim: false,
+      }),
     };
   } else if (own) {
     return { reader: ctx.kube, identity: 'pod', cluster: "the pod's cluster" };
@@ -361,101 +373,13 @@ async function storeCa(
         `${label}: server.caProvider.type must be Secret or ConfigMap, got "${p.type}"`,
       );
     }
-    return readKey(
+    return readStoreKey(
       ctx,
       p.type,
       { name: p.name, key: p.key ?? '', ...(p.namespace ? { namespace: p.namespace } : {}) },
       `${label}: server.caProvider`,
-      false,
+      { trim: false },
     );
   }
   return undefined;
-}
-
-function checkOwnServiceAccount(
-  ctx: ProviderContext,
-  ref: ServiceAccountSelector,
-  label: string,
-): void {
-  const { podNamespace, serviceAccount } = ctx.config;
-  const ns = ctx.store.kind === 'ClusterSecretStore' ? ref.namespace || podNamespace : podNamespace;
-  if (ref.name !== serviceAccount || ns !== podNamespace) {
-    throw new UnsupportedError(
-      `${label}: auth.serviceAccount names service account ${ns}/${ref.name}, but this pod runs as ` +
-        `${podNamespace}/${serviceAccount}; the agent authenticates only as the pod's own service account`,
-    );
-  }
-}
-
-/** A TokenRequest for the pod's own service account, bound to the pod when its uid is known. */
-async function requestToken(
-  ctx: ProviderContext,
-  ref: ServiceAccountSelector,
-  label: string,
-): Promise<string> {
-  const { podNamespace, podName, podUid } = ctx.config;
-  const audiences = ref.audiences ?? [];
-  const body = {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: {
-      audiences,
-      expirationSeconds: TOKEN_SECONDS,
-      ...(podUid
-        ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: podName, uid: podUid } }
-        : {}),
-    },
-  };
-  try {
-    const review = await ctx.kube.create<{ status?: { token?: string } }>(
-      `/api/v1/namespaces/${podNamespace}/serviceaccounts/${ref.name}/token`,
-      body,
-    );
-    if (!review.status?.token) throw new Error('the answer holds no token');
-    return review.status.token;
-  } catch (err) {
-    throw kubeReadError(
-      err,
-      `${label}: auth.serviceAccount: cannot request a token for service account ${podNamespace}/${ref.name}` +
-        (audiences.length ? ` (audiences ${audiences.join(',')})` : ''),
-    );
-  }
-}
-
-function kubeReadError(err: unknown, context: string): AgentError {
-  if (err instanceof KubeApiError && err.status === 404)
-    return new NotFoundError(`${context}: not found`);
-  if (err instanceof AgentError && !(err instanceof KubeApiError)) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new ProviderError(`${context}: ${message}`);
-}
-
-/**
- * The text of one key of a Secret or ConfigMap in the pod's own cluster: a SecretStore's own
- * namespace, or for a ClusterSecretStore the ref's namespace, else the pod's.
- */
-async function readKey(
-  ctx: ProviderContext,
-  kind: 'Secret' | 'ConfigMap',
-  sel: { name?: string; key?: string; namespace?: string },
-  what: string,
-  trim: boolean,
-): Promise<string> {
-  if (!sel.name || !sel.key) throw new ConfigError(`${what}: name and key must both be set`);
-  const ns =
-    ctx.store.kind === 'ClusterSecretStore'
-      ? sel.namespace || ctx.namespace
-      : (ctx.store.metadata.namespace ?? ctx.namespace);
-  const resource = kind === 'Secret' ? 'secrets' : 'configmaps';
-  let obj: { data?: Record<string, string> };
-  try {
-    obj = await ctx.kube.get(`/api/v1/namespaces/${ns}/${resource}/${sel.name}`);
-  } catch (err) {
-    throw kubeReadError(err, `${what}: cannot read ${kind} ${ns}/${sel.name}`);
-  }
-  const raw = obj.data?.[sel.key];
-  if (raw === undefined)
-    throw new NotFoundError(`${what}: ${kind} ${ns}/${sel.name} has no key ${sel.key}`);
-  const text = kind === 'Secret' ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  return trim ? text.trim() : text;
 }

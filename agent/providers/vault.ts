@@ -57,22 +57,20 @@
  * `userPass` and `iam` auth methods.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import {
-  AgentError,
-  ConfigError,
-  KubeApiError,
-  NotFoundError,
-  ProviderError,
-  UnsupportedError,
-} from '../errors.ts';
+import { ConfigError, NotFoundError, ProviderError, UnsupportedError } from '../errors.ts';
 import { compileGoRegexp, matchesGo } from '../go-regexp.ts';
 import { parseJsonText, type JsonNode } from '../json-text.ts';
-import type { CAProvider, Secret, SecretKeySelector, ServiceAccountSelector } from '../types.ts';
+import type { CAProvider, SecretKeySelector, ServiceAccountSelector } from '../types.ts';
 import type { FindRef, Provider, ProviderContext, SecretRef, SecretValue } from './provider.ts';
 import { storeLabel } from './provider.ts';
+import {
+  readPodTokenFile,
+  readStoreKey,
+  requestServiceAccountToken,
+  TOKEN_REQUEST_MIN_SECONDS,
+} from './store-credentials.ts';
 
 /** The fields of `spec.provider.vault` this agent reads. */
 export interface VaultProviderSpec {
@@ -153,7 +151,6 @@ export interface VaultHttp {
 }
 
 export const DEFAULT_VAULT_AUDIENCE = 'vault';
-const DEFAULT_TOKEN_EXPIRATION_SECONDS = 600;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -710,107 +707,14 @@ function goneReason(text: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kubernetes inputs: Secret and ConfigMap keys, service-account tokens
-
-/** The namespace a store's reference reads from: its own, or for a cluster store the ref's. */
-function refNamespace(ctx: ProviderContext, namespace: string | undefined): string {
-  return ctx.store.kind === 'ClusterSecretStore'
-    ? namespace || ctx.namespace
-    : (ctx.store.metadata.namespace ?? ctx.namespace);
-}
-
-function kubeReadError(err: unknown, context: string): AgentError {
-  if (err instanceof KubeApiError && err.status === 404)
-    return new NotFoundError(`${context}: not found`);
-  const message = err instanceof Error ? err.message : String(err);
-  return new ProviderError(`${context}: ${message}`);
-}
-
-/** The text of one key of a Secret (or ConfigMap), trimmed when `trim`. */
-async function readKey(
-  ctx: ProviderContext,
-  kind: 'Secret' | 'ConfigMap',
-  sel: { name?: string; key?: string; namespace?: string },
-  what: string,
-  trim = true,
-): Promise<string> {
-  if (!sel.name || !sel.key) throw new ConfigError(`${what}: name and key must both be set`);
-  const ns = refNamespace(ctx, sel.namespace);
-  const resource = kind === 'Secret' ? 'secrets' : 'configmaps';
-  let obj: Secret & { data?: Record<string, string> };
-  try {
-    obj = await ctx.kube.get(`/api/v1/namespaces/${ns}/${resource}/${sel.name}`);
-  } catch (err) {
-    throw kubeReadError(err, `${what}: cannot read ${kind} ${ns}/${sel.name}`);
-  }
-  const raw = obj.data?.[sel.key];
-  if (raw === undefined)
-    throw new NotFoundError(`${what}: ${kind} ${ns}/${sel.name} has no key ${sel.key}`);
-  const text = kind === 'Secret' ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  return trim ? text.trim() : text;
-}
-
-/**
- * A TokenRequest for the pod's own service account (the only one the agent asks tokens for),
- * bound to the pod when its uid is known.
- */
-async function requestServiceAccountToken(
-  ctx: ProviderContext,
-  ref: ServiceAccountSelector | undefined,
-  audiences: string[],
-  expirationSeconds: number,
-  what: string,
-): Promise<string> {
-  if (!ref?.name) throw new ConfigError(`${what}: serviceAccountRef.name is not set`);
-  const { podNamespace, serviceAccount, podName, podUid } = ctx.config;
-  const ns = ctx.store.kind === 'ClusterSecretStore' ? ref.namespace || podNamespace : podNamespace;
-  if (ref.name !== serviceAccount || ns !== podNamespace) {
-    throw new UnsupportedError(
-      `${what}: serviceAccountRef names service account ${ns}/${ref.name}, but this pod runs as ` +
-        `${podNamespace}/${serviceAccount}; the agent authenticates only as the pod's own service account`,
-    );
-  }
-  const body = {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: {
-      audiences,
-      expirationSeconds,
-      ...(podUid
-        ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: podName, uid: podUid } }
-        : {}),
-    },
-  };
-  try {
-    const review = await ctx.kube.create<{ status?: { token?: string } }>(
-      `/api/v1/namespaces/${ns}/serviceaccounts/${ref.name}/token`,
-      body,
-    );
-    if (!review.status?.token) throw new Error('the answer holds no token');
-    return review.status.token;
-  } catch (err) {
-    throw kubeReadError(
-      err,
-      `${what}: cannot request a token for service account ${ns}/${ref.name} (audiences ${audiences.join(',')})`,
-    );
-  }
-}
-
-/** The pod's projected token: ESA_PROVIDER_TOKEN_FILE, else the agent's API token file. */
-async function readPodToken(ctx: ProviderContext, what: string): Promise<string> {
-  const file = ctx.config.providerTokenFile || ctx.config.kubeTokenFile;
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError(`${what}: cannot read the pod's token file ${file}: ${reason}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Auth methods
 
 const unsupportedMethods = ['cert', 'ldap', 'userPass', 'iam'] as const;
+
+/** The pod's projected token file: ESA_PROVIDER_TOKEN_FILE, else the agent's API token file. */
+function podTokenFile(ctx: ProviderContext): string {
+  return ctx.config.providerTokenFile || ctx.config.kubeTokenFile;
+}
 
 /** The login for the store's auth method; throws ConfigError/UnsupportedError for a bad one. */
 export function loginFor(spec: VaultProviderSpec, ctx: ProviderContext, label: string): LoginFn {
@@ -818,7 +722,7 @@ export function loginFor(spec: VaultProviderSpec, ctx: ProviderContext, label: s
   if (auth.tokenSecretRef) {
     const ref = auth.tokenSecretRef;
     return async () => ({
-      token: await readKey(ctx, 'Secret', ref, `${label}: auth.tokenSecretRef`),
+      token: await readStoreKey(ctx, 'Secret', ref, `${label}: auth.tokenSecretRef`),
       ttlMs: 0,
       renewable: false,
     });
@@ -851,22 +755,20 @@ function kubernetesLogin(
       const audiences = k.serviceAccountRef.audiences?.length
         ? k.serviceAccountRef.audiences
         : [DEFAULT_VAULT_AUDIENCE];
-      return requestServiceAccountToken(
-        ctx,
-        k.serviceAccountRef,
+      return requestServiceAccountToken(ctx, k.serviceAccountRef, {
         audiences,
-        DEFAULT_TOKEN_EXPIRATION_SECONDS,
-        `${label}: auth.kubernetes`,
-      );
+        field: `${label}: auth.kubernetes: serviceAccountRef`,
+        context: `${label}: auth.kubernetes`,
+      });
     }
     if (k.secretRef)
-      return readKey(
+      return readStoreKey(
         ctx,
         'Secret',
         { ...k.secretRef, key: k.secretRef.key || 'token' },
         `${label}: auth.kubernetes.secretRef`,
       );
-    return readPodToken(ctx, `${label}: auth.kubernetes`);
+    return readPodTokenFile(podTokenFile(ctx), `${label}: auth.kubernetes`);
   };
   return async (client, signal) =>
     login(client, `auth/${escapePath(mount)}/login`, { role, jwt: await jwt() }, signal, what);
@@ -888,19 +790,20 @@ function jwtLogin(
           ? sat.serviceAccountRef.audiences
           : [DEFAULT_VAULT_AUDIENCE];
       const seconds = Math.max(
-        sat.expirationSeconds ?? DEFAULT_TOKEN_EXPIRATION_SECONDS,
-        DEFAULT_TOKEN_EXPIRATION_SECONDS,
+        sat.expirationSeconds ?? TOKEN_REQUEST_MIN_SECONDS,
+        TOKEN_REQUEST_MIN_SECONDS,
       );
-      return requestServiceAccountToken(
-        ctx,
-        sat.serviceAccountRef,
+      const where = `${label}: auth.jwt.kubernetesServiceAccountToken`;
+      return requestServiceAccountToken(ctx, sat.serviceAccountRef, {
         audiences,
-        seconds,
-        `${label}: auth.jwt.kubernetesServiceAccountToken`,
-      );
+        expirationSeconds: seconds,
+        field: `${where}: serviceAccountRef`,
+        context: where,
+      });
     }
-    if (j.secretRef) return readKey(ctx, 'Secret', j.secretRef, `${label}: auth.jwt.secretRef`);
-    return readPodToken(ctx, `${label}: auth.jwt`);
+    if (j.secretRef)
+      return readStoreKey(ctx, 'Secret', j.secretRef, `${label}: auth.jwt.secretRef`);
+    return readPodTokenFile(podTokenFile(ctx), `${label}: auth.jwt`);
   };
   return async (client, signal) =>
     login(
@@ -924,9 +827,10 @@ function appRoleLogin(
   const secretRef = a.secretRef;
   const what = `${label}: AppRole login (mount ${mount})`;
   return async (client, signal) => {
-    const roleId =
-      a.roleId || (await readKey(ctx, 'Secret', a.roleRef ?? {}, `${label}: auth.appRole.roleRef`));
-    const secretId = await readKey(ctx, 'Secret', secretRef, `${label}: auth.appRole.secretRef`);
+    const read = (sel: Partial<SecretKeySelector>, field: string) =>
+      readStoreKey(ctx, 'Secret', sel, `${label}: auth.appRole.${field}`);
+    const roleId = a.roleId || (await read(a.roleRef ?? {}, 'roleRef'));
+    const secretId = await read(secretRef, 'secretRef');
     return login(
       client,
       `auth/${escapePath(mount)}/login`,
@@ -959,14 +863,18 @@ async function tlsMaterial(
         `${label}: caProvider.type must be Secret or ConfigMap, got "${p.type}"`,
       );
     }
-    out.caPem = await readKey(ctx, p.type, p, `${label}: caProvider`, false);
+    out.caPem = await readStoreKey(ctx, p.type, p, `${label}: caProvider`, {
+      trim: false,
+    });
   }
   const { certSecretRef, keySecretRef } = spec.tls ?? {};
   if (certSecretRef || keySecretRef) {
     if (!certSecretRef || !keySecretRef)
       throw new ConfigError(`${label}: tls needs both certSecretRef and keySecretRef`);
-    out.certPem = await readKey(ctx, 'Secret', certSecretRef, `${label}: tls.certSecretRef`, false);
-    out.keyPem = await readKey(ctx, 'Secret', keySecretRef, `${label}: tls.keySecretRef`, false);
+    const readPem = (sel: SecretKeySelector, field: string) =>
+      readStoreKey(ctx, 'Secret', sel, `${label}: tls.${field}`, { trim: false });
+    out.certPem = await readPem(certSecretRef, 'certSecretRef');
+    out.keyPem = await readPem(keySecretRef, 'keySecretRef');
   }
   return out;
 }
@@ -1030,7 +938,12 @@ export async function createVaultProvider(
   // A token from a Secret is part of the identity: a rotated Secret means a new session.
   const staticToken = vault.auth?.tokenSecretRef
     ? fingerprint(
-        await readKey(ctx, 'Secret', vault.auth.tokenSecretRef, `${label}: auth.tokenSecretRef`),
+        await readStoreKey(
+          ctx,
+          'Secret',
+          vault.auth.tokenSecretRef,
+          `${label}: auth.tokenSecretRef`,
+        ),
       )
     : undefined;
   const identity = `${ctx.store.kind}/${ctx.store.metadata.namespace ?? ''}/${ctx.store.metadata.name}`;

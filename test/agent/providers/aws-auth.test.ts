@@ -335,7 +335,7 @@ describe('aws token hygiene', () => {
       assert.ok(err instanceof ConfigError);
       assert.match(
         err.message,
-        /cannot read the pod's web-identity token file \/nonexistent\/esa\/provider-token: ENOENT/,
+        /cannot read the pod's token file \/nonexistent\/esa\/provider-token: ENOENT/,
       );
       return true;
     });

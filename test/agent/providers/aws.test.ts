@@ -240,13 +240,13 @@ describe('aws provider (Secrets Manager on moto)', () => {
     );
   });
 
-  it('names the Secret and key when a credential key is missing', async () => {
+  it('names the Secret and key when a credential key is missing (a ProviderError, never "not found")', async () => {
     const kube = new FakeKube();
     kube.put(paths.secret('aws-credentials'), { metadata: { name: 'aws-credentials' }, data: {} });
     await assert.rejects(
       withProvider(staticSpec, async () => {}, context(staticSpec, kube)),
       {
-        name: 'NotFoundError',
+        name: 'ProviderError',
         message: `SecretStore ${NS}/aws-secrets (aws): auth.secretRef.accessKeyIDSecretRef: Secret ${NS}/aws-credentials has no key access-key-id`,
       },
     );

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { SERVICE_ACCOUNT_DIR } from './kube-client.ts';
+import { type OnChange, parseOnChange } from './on-change.ts';
 
 interface Setting<T> {
   env: string;
@@ -89,6 +90,13 @@ function positiveDuration(raw: string, env: string): number {
   return ms;
 }
 
+function optionalOnChange(raw: string, env: string): OnChange | undefined {
+  if (raw === '') return undefined;
+  const parsed = parseOnChange(raw);
+  if (!parsed.ok) throw new ConfigError(`${env}: ${parsed.problem}`);
+  return parsed.value;
+}
+
 const settings = {
   podName: { env: 'ESA_POD_NAME', help: 'name of the pod the agent serves', parse: objectName },
   podNamespace: {
@@ -153,6 +161,12 @@ const settings = {
     help: 'sidecar: longest wait between failed passes (Go duration)',
     default: '5m',
     parse: positiveDuration,
+  },
+  onChange: {
+    env: 'ESA_ON_CHANGE',
+    help: 'sidecar: tell the app about changed files, http:<port><path> or signal:<SIGNAL>:<name>',
+    default: '',
+    parse: optionalOnChange,
   },
   terminationLog: {
     env: 'ESA_TERMINATION_LOG',

@@ -10,9 +10,18 @@
  * NOTE: a later failure does not remove the file. The app still has the last good Secret and
  * files, and taking every replica out of service because the provider is down would turn a
  * stale secret into an outage; failures are reported in status, Events and logs instead.
+ *
+ * With ESA_ON_CHANGE the app is told after a pass that changed files (notify.ts), once an earlier
+ * pass for the same ExternalSecret has succeeded. The first good pass never notifies: it is the
+ * initial write (sidecar-only) or a check of what the init container just wrote.
+ * NOTE: so a sidecar restarted while the app runs does not notify for a change its first good
+ * pass finds; the next change does. SyncOutcome.changed is also true when only the Secret
+ * object was rewritten (for example re-created after a delete) with the same files: the app
+ * then gets one notification it did not need, which is harmless for a reload.
  */
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { describeSettings, loadConfig } from './config.ts';
+import { createNotifier } from './notify.ts';
 import { refreshLoop } from './refresh.ts';
 import { createRuntime, type RuntimeOptions } from './runtime.ts';
 import { syncExternalSecret } from './sync.ts';
@@ -35,9 +44,11 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
   const signal = options.signal ?? stopOnSignals(() => log.info('stopping'));
   rmSync(config.readyFile, { force: true }); // from an earlier run of this container
 
+  const notifier = config.onChange && createNotifier(config.onChange, { log });
   const waiting = new Set(config.externalSecrets);
-  const loops = config.externalSecrets.map((name) =>
-    refreshLoop(
+  const loops = config.externalSecrets.map((name) => {
+    let hasSynced = false;
+    return refreshLoop(
       (first, passSignal) =>
         syncExternalSecret(deps, name, { signal: passSignal, skipIfFresh: first }),
       signal,
@@ -46,6 +57,8 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
         ...(options.random ? { random: options.random } : {}),
         onPass: (outcome, failures, delay) => {
           const delayMs = delay === 'never' ? undefined : delay;
+          if (outcome.ok && outcome.changed && hasSynced) notifier?.changed();
+          hasSynced ||= outcome.ok;
           if (!outcome.ok) {
             log.warn('sync failed, keeping the last good secret', {
               externalSecret: outcome.externalSecret,
@@ -63,13 +76,14 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
           }
         },
       },
-    ),
-  );
+    );
+  });
   log.info('sidecar started', { externalSecret: config.externalSecrets.join(',') });
   try {
     await Promise.all(loops);
     return 0;
   } finally {
+    notifier?.close();
     runtime.close();
   }
 }

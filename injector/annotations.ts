@@ -9,6 +9,7 @@
  * `mount-pth` does not go unnoticed.
  */
 import type { AdmissionProblem } from '../agent/errors.ts';
+import { type OnChange, parseOnChange } from '../agent/on-change.ts';
 import type { Pod } from './pod.ts';
 import { parseGoDurationMs, parseQuantity } from './units.ts';
 
@@ -154,6 +155,27 @@ export const RUN_AS_USER_ANNOTATION = `${PREFIX}run-as-user`;
  */
 export const RUN_AS_GROUP_ANNOTATION = `${PREFIX}run-as-group`;
 
+/**
+ * How the sidecar tells the app that its secret files changed. Default: it does not. One of:
+ * - `http:<port><path>`, such as `http:8080/-/reload`: a POST with an empty body to
+ *   `http://127.0.0.1:<port><path>`, the pod's own loopback (never another host), port 1 to
+ *   65535, path starting with `/`. Each attempt times out after 5 s; up to 3 attempts, then the
+ *   failure is logged at warn and dropped until the next change.
+ * - `signal:<SIGNAL>:<process-name>`, such as `signal:SIGHUP:nginx`: the signal goes to every
+ *   process whose `/proc/<pid>/comm` is `process-name` (at most 15 characters, as the kernel
+ *   keeps it). SIGNAL is one of SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGQUIT, SIGWINCH.
+ *   The injector sets the pod's `shareProcessNamespace: true` (with a warning: every container
+ *   of the pod then sees the others' processes) and refuses a pod that sets it to false.
+ *   NOTE: a non-root process can signal only processes of its own uid, so the app must run as
+ *   the agent's uid: give the app containers a `runAsUser`, or set {@link RUN_AS_USER_ANNOTATION}
+ *   to the uid of the image's `USER`. Otherwise each signal fails with EPERM, logged at warn.
+ *
+ * The sidecar notifies once after a pass that changed files (changes of several ExternalSecrets
+ * within about a second count as one), never for the first write; the init container never
+ * notifies. Needs a sidecar, so `mode: init-only` is refused.
+ */
+export const ON_CHANGE_ANNOTATION = `${PREFIX}on-change`;
+
 /** Every key under {@link PREFIX} that the injector understands, as an annotation. */
 export const KNOWN_ANNOTATIONS: readonly string[] = [
   INJECT_LABEL, // accepted (and ignored) as an annotation too: opting in is done by the label
@@ -174,6 +196,7 @@ export const KNOWN_ANNOTATIONS: readonly string[] = [
   FILE_MODE_ANNOTATION,
   RUN_AS_USER_ANNOTATION,
   RUN_AS_GROUP_ANNOTATION,
+  ON_CHANGE_ANNOTATION,
 ];
 
 const knownNames = KNOWN_ANNOTATIONS.slice(1)
@@ -224,6 +247,7 @@ export interface PodOptions {
   fileMode?: number;
   runAsUser?: number;
   runAsGroup?: number;
+  onChange?: OnChange;
 }
 
 export type ParseResult =
@@ -326,6 +350,15 @@ export function parseAnnotations(pod: Pod): ParseResult {
   if (runAsUser !== undefined) options.runAsUser = runAsUser;
   const runAsGroup = parseId(RUN_AS_GROUP_ANNOTATION, get(RUN_AS_GROUP_ANNOTATION), 'gid', fail);
   if (runAsGroup !== undefined) options.runAsGroup = runAsGroup;
+
+  const onChange = get(ON_CHANGE_ANNOTATION);
+  if (onChange !== undefined) {
+    const parsed = parseOnChange(onChange);
+    if (!parsed.ok) fail(ON_CHANGE_ANNOTATION, parsed.problem);
+    else if (options.mode === 'init-only') {
+      fail(ON_CHANGE_ANNOTATION, 'needs the sidecar, which mode init-only leaves out');
+    } else options.onChange = parsed.value;
+  }
 
   return problems.length > 0 ? { ok: false, problems } : { ok: true, options };
 }

@@ -19,7 +19,9 @@
  *    cluster CA and the namespace. It does not depend on `automountServiceAccountToken`.
  * 5. The agent's uid, gid and file mode, chosen so the app can read the files (see
  *    `chooseFileAccess`); the pod's own security context is never changed.
- * 6. The status annotation, which turns every later pass into an empty patch.
+ * 6. With a signal `on-change`, `shareProcessNamespace: true`, so the sidecar sees the app's
+ *    processes.
+ * 7. The status annotation, which turns every later pass into an empty patch.
  *
  * A pod that cannot be injected as asked is refused with an AdmissionError that names every
  * annotation or field at fault. The result is returned, never thrown: a throw from here is a bug.
@@ -34,6 +36,7 @@ import {
   isAbove,
   MODE_ANNOTATION,
   MOUNT_PATH_ANNOTATION,
+  ON_CHANGE_ANNOTATION,
   parseAnnotations,
   type LogLevel,
   type PodOptions,
@@ -41,6 +44,7 @@ import {
   STATUS_ANNOTATION,
   STATUS_INJECTED,
 } from './annotations.ts';
+import { formatOnChange } from '../agent/on-change.ts';
 import { type JsonPatchOp, pointer } from './json-patch.ts';
 import type {
   Container,
@@ -208,6 +212,8 @@ interface Plan {
   tokenExpirationSeconds: number;
   logLevel: LogLevel;
   access: FileAccess;
+  /** Whether the patch turns on spec.shareProcessNamespace (signal on-change). */
+  shareProcessNamespace: boolean;
 }
 
 function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings): Plan {
@@ -240,6 +246,7 @@ function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings
   const access = chooseFileAccess(targets, spec.securityContext ?? {}, options, settings, warnings);
   const { hasInit, sidecar } = chooseAgentContainers(options, spec, settings, warnings, fail);
   const { secretsVolume, tokenVolume } = chooseVolumeNames(pod, warnings);
+  const shareProcessNamespace = checkOnChange(pod, options, sidecar, access, warnings, fail);
 
   return {
     options,
@@ -257,7 +264,62 @@ function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings
     tokenExpirationSeconds: options.tokenExpirationSeconds ?? settings.tokenExpirationSeconds,
     logLevel: options.logLevel ?? settings.logLevel,
     access,
+    shareProcessNamespace,
   };
+}
+
+/**
+ * What the `on-change` annotation needs from the pod, with warnings for what it costs. Returns
+ * whether the patch must turn on shareProcessNamespace.
+ */
+function checkOnChange(
+  pod: Pod,
+  options: PodOptions,
+  sidecar: Plan['sidecar'],
+  access: FileAccess,
+  warnings: string[],
+  fail: Fail,
+): boolean {
+  const onChange = options.onChange;
+  if (onChange === undefined) return false;
+  if (sidecar === 'none') {
+    warnings.push(`${ON_CHANGE_ANNOTATION} has no effect: the pod gets no sidecar`);
+    return false;
+  }
+  if (onChange.kind === 'http') {
+    if (pod.spec?.hostNetwork) {
+      warnings.push(
+        `with hostNetwork, ${ON_CHANGE_ANNOTATION} posts to port ${onChange.port} on the node's ` +
+          'loopback, wherever that port is bound',
+      );
+    }
+    return false;
+  }
+
+  const spec = (pod.spec ?? {}) as { shareProcessNamespace?: unknown };
+  if (spec.shareProcessNamespace === false) {
+    fail(
+      ON_CHANGE_ANNOTATION,
+      'a signal needs spec.shareProcessNamespace, which the pod sets to false',
+    );
+    return false;
+  }
+  // NOTE: without CAP_KILL a process may signal only processes of its own uid.
+  const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+  const podUid = pod.spec?.securityContext?.runAsUser;
+  const sameUid = all.some((c) => (c.securityContext?.runAsUser ?? podUid) === access.uid);
+  if (options.runAsUser === undefined && !sameUid) {
+    warnings.push(
+      `${ON_CHANGE_ANNOTATION}: the agent runs as uid ${access.uid} and can signal only ` +
+        `processes of that uid; set runAsUser on the app or ${RUN_AS_USER_ANNOTATION}`,
+    );
+  }
+  if (spec.shareProcessNamespace === true) return false;
+  warnings.push(
+    `${ON_CHANGE_ANNOTATION}: shareProcessNamespace is turned on, so the pod's containers ` +
+      "see each other's processes (and their environment, to the same uid)",
+  );
+  return true;
 }
 
 type Fail = (field: string, message: string) => void;
@@ -585,6 +647,11 @@ function buildPatch(pod: Pod, plan: Plan, settings: InjectorSettings): JsonPatch
     value: STATUS_INJECTED,
   });
 
+  // A signal on-change: the sidecar must see the app's processes.
+  if (plan.shareProcessNamespace) {
+    patch.push({ op: 'add', path: '/spec/shareProcessNamespace', value: true });
+  }
+
   // Volumes: the secrets emptyDir and the agent's projected volume.
   appendAll(patch, '/spec/volumes', spec.volumes, [secretsVolume(plan), tokenVolume(plan)]);
 
@@ -696,7 +763,7 @@ function agentContainer(
     imagePullPolicy: settings.imagePullPolicy,
     command: [AGENT_COMMAND],
     args: [subcommand],
-    env: agentEnv(plan),
+    env: agentEnv(plan, subcommand),
     volumeMounts: [
       { name: plan.secretsVolume, mountPath: plan.mountPath },
       { name: plan.tokenVolume, mountPath: AGENT_TOKEN_DIR, readOnly: true },
@@ -711,7 +778,7 @@ function agentContainer(
   return container;
 }
 
-function agentEnv(plan: Plan): EnvVar[] {
+function agentEnv(plan: Plan, subcommand: 'init' | 'sidecar'): EnvVar[] {
   const field = (name: string, fieldPath: string): EnvVar => ({
     name,
     valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } },
@@ -737,6 +804,10 @@ function agentEnv(plan: Plan): EnvVar[] {
   }
   if (plan.options.refreshInterval !== undefined) {
     env.push({ name: 'ESA_REFRESH_INTERVAL', value: plan.options.refreshInterval });
+  }
+  // Only the sidecar notifies: the init container's write happens before the app starts.
+  if (subcommand === 'sidecar' && plan.options.onChange !== undefined) {
+    env.push({ name: 'ESA_ON_CHANGE', value: formatOnChange(plan.options.onChange) });
   }
   return env;
 }

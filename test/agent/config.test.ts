@@ -35,6 +35,20 @@ describe('loadConfig', () => {
     assert.equal(loadConfig(base).providerTokenFile, '');
   });
 
+  it('takes ESA_ON_CHANGE as an HTTP call or a signal, and none by default', () => {
+    assert.equal(loadConfig(base).onChange, undefined);
+    assert.deepEqual(loadConfig({ ...base, ESA_ON_CHANGE: 'http:8080/-/reload' }).onChange, {
+      kind: 'http',
+      port: 8080,
+      path: '/-/reload',
+    });
+    assert.deepEqual(loadConfig({ ...base, ESA_ON_CHANGE: 'signal:SIGHUP:nginx' }).onChange, {
+      kind: 'signal',
+      signal: 'SIGHUP',
+      processName: 'nginx',
+    });
+  });
+
   it('takes ESA_REFRESH_INTERVAL as a Go duration, "0" included', () => {
     assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '1h30m' }).refreshInterval, 5_400_000);
     assert.equal(loadConfig({ ...base, ESA_REFRESH_INTERVAL: '0' }).refreshInterval, 0);
@@ -77,6 +91,21 @@ describe('loadConfig', () => {
     { name: 'a zero first retry', env: { ...base, ESA_RETRY_INITIAL: '0s' }, variable: 'ESA_RETRY_INITIAL' },
     { name: 'a relative output folder', env: { ...base, ESA_OUTPUT_DIR: 'rel' }, variable: 'ESA_OUTPUT_DIR' },
     { name: 'a relative token file', env: { ...base, ESA_KUBE_TOKEN_FILE: 'token' }, variable: 'ESA_KUBE_TOKEN_FILE' },
+    {
+      name: 'an on-change value outside the grammar',
+      env: { ...base, ESA_ON_CHANGE: 'exec:/bin/reload' },
+      variable: 'ESA_ON_CHANGE',
+    },
+    {
+      name: 'an on-change port out of range',
+      env: { ...base, ESA_ON_CHANGE: 'http:70000/reload' },
+      variable: 'ESA_ON_CHANGE',
+    },
+    {
+      name: 'an on-change signal not on the list',
+      env: { ...base, ESA_ON_CHANGE: 'signal:SIGKILL:nginx' },
+      variable: 'ESA_ON_CHANGE',
+    },
     {
       name: 'a relative termination log',
       env: { ...base, ESA_TERMINATION_LOG: 'term.log' },

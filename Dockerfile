@@ -13,7 +13,7 @@ RUN npm ci --no-fund --no-audit
 COPY . .
 RUN ESA_BUNDLE_NODE=/nodejs/bin/node npm run build \
  && mkdir -p /out/app /out/usr/local/bin \
- && cp dist/* /out/app/ \
+ && cp -r dist/. /out/app/ \
  && chmod 0555 /out/app/external-secrets-agent.mjs \
  && ln -s /app/external-secrets-agent.mjs /out/usr/local/bin/external-secrets-agent
 

@@ -43,6 +43,7 @@ import {
   type AwsProviderSpec,
 } from './aws-auth.ts';
 import type { FindRef, Provider, ProviderContext, SecretRef, SecretValue } from './provider.ts';
+import { moduleExports } from '../lazy-import.ts';
 
 /** A parameter as the read calls return it. */
 export interface Parameter {
@@ -105,7 +106,7 @@ export async function createParameterStoreProvider(
   const label = awsLabel(ctx);
   const config = await awsClientConfig(aws, ctx, options);
 
-  const sdk = await import('@aws-sdk/client-ssm');
+  const sdk = moduleExports(await import('@aws-sdk/client-ssm'));
   const client: SSMClient = new sdk.SSMClient(config);
   const api: ParameterStoreApi = {
     getParameter: (input, o) => client.send(new sdk.GetParameterCommand(input), o),

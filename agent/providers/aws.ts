@@ -39,6 +39,7 @@ export {
   type AwsCredentials,
   type AwsProviderSpec,
 } from './aws-auth.ts';
+import { moduleExports } from '../lazy-import.ts';
 
 /** The one Secrets Manager read the provider makes, as a narrow type tests can fake. */
 export interface SecretsManagerApi {
@@ -75,7 +76,7 @@ export async function createAwsProvider(
   }
   const config = await awsClientConfig(aws, ctx, options);
 
-  const sdk = await import('@aws-sdk/client-secrets-manager');
+  const sdk = moduleExports(await import('@aws-sdk/client-secrets-manager'));
   const client: SecretsManagerClient = new sdk.SecretsManagerClient(config);
   const api: SecretsManagerApi & SecretsManagerListApi = {
     getSecretValue: (input, o) => client.send(new sdk.GetSecretValueCommand(input), o),

@@ -97,6 +97,25 @@ function optionalOnChange(raw: string, env: string): OnChange | undefined {
   return parsed.value;
 }
 
+/** Where the sidecar serves /metrics; absent when the setting is empty (no server). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `host:port` with a port from 1 to 65535; an IPv6 host goes in brackets (`[::]:9090`). */
+function optionalListenAddress(raw: string, env: string): ListenAddress | undefined {
+  if (raw === '') return undefined;
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !(port >= 1 && port <= 65535)) {
+    throw new ConfigError(
+      `${env}: expected host:port with a port from 1 to 65535 such as 0.0.0.0:9090, got "${raw}"`,
+    );
+  }
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
 const settings = {
   podName: { env: 'ESA_POD_NAME', help: 'name of the pod the agent serves', parse: objectName },
   podNamespace: {
@@ -167,6 +186,12 @@ const settings = {
     help: 'sidecar: tell the app about changed files, http:<port><path> or signal:<SIGNAL>:<name>',
     default: '',
     parse: optionalOnChange,
+  },
+  metricsAddress: {
+    env: 'ESA_METRICS_ADDRESS',
+    help: 'sidecar: serve Prometheus metrics at http://<host:port>/metrics (empty = off)',
+    default: '',
+    parse: optionalListenAddress,
   },
   terminationLog: {
     env: 'ESA_TERMINATION_LOG',

@@ -20,7 +20,9 @@
  * then gets one notification it did not need, which is harmless for a reload.
  */
 import { rmSync, statSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { describeSettings, loadConfig } from './config.ts';
+import { closeMetrics, createAgentMetrics, serveMetrics } from './metrics.ts';
 import { createNotifier } from './notify.ts';
 import { refreshLoop } from './refresh.ts';
 import { createRuntime, type RuntimeOptions } from './runtime.ts';
@@ -44,6 +46,15 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
   const signal = options.signal ?? stopOnSignals(() => log.info('stopping'));
   rmSync(config.readyFile, { force: true }); // from an earlier run of this container
 
+  const metrics = createAgentMetrics();
+  let server: Server | undefined;
+  try {
+    if (config.metricsAddress) server = await serveMetrics(config.metricsAddress, metrics, log);
+  } catch (err) {
+    runtime.close();
+    throw err;
+  }
+
   const notifier = config.onChange && createNotifier(config.onChange, { log });
   const waiting = new Set(config.externalSecrets);
   const loops = config.externalSecrets.map((name) => {
@@ -57,6 +68,7 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
         ...(options.random ? { random: options.random } : {}),
         onPass: (outcome, failures, delay) => {
           const delayMs = delay === 'never' ? undefined : delay;
+          metrics.observePass(outcome);
           if (outcome.ok && outcome.changed && hasSynced) notifier?.changed();
           hasSynced ||= outcome.ok;
           if (!outcome.ok) {
@@ -84,6 +96,7 @@ export async function runSidecar(args: string[], options: SidecarOptions = {}): 
     return 0;
   } finally {
     notifier?.close();
+    if (server) closeMetrics(server);
     runtime.close();
   }
 }

@@ -176,6 +176,16 @@ export const RUN_AS_GROUP_ANNOTATION = `${PREFIX}run-as-group`;
  */
 export const ON_CHANGE_ANNOTATION = `${PREFIX}on-change`;
 
+/**
+ * Port on which the sidecar serves Prometheus metrics at `/metrics` over plain HTTP, a whole
+ * number from 1024 to 65535, such as `"9090"`. The sidecar listens on `0.0.0.0:<port>`
+ * (ESA_METRICS_ADDRESS) and gets a container port named `metrics`, for a PodMonitor. Default:
+ * no metrics server. The metrics carry ExternalSecret names and namespaces, never keys or
+ * values. NOTE: the port shares the pod's network namespace with the app, so it must not be
+ * one the app listens on. Needs a sidecar, so `mode: init-only` is refused.
+ */
+export const METRICS_PORT_ANNOTATION = `${PREFIX}metrics-port`;
+
 /** Every key under {@link PREFIX} that the injector understands, as an annotation. */
 export const KNOWN_ANNOTATIONS: readonly string[] = [
   INJECT_LABEL, // accepted (and ignored) as an annotation too: opting in is done by the label
@@ -197,6 +207,7 @@ export const KNOWN_ANNOTATIONS: readonly string[] = [
   RUN_AS_USER_ANNOTATION,
   RUN_AS_GROUP_ANNOTATION,
   ON_CHANGE_ANNOTATION,
+  METRICS_PORT_ANNOTATION,
 ];
 
 const knownNames = KNOWN_ANNOTATIONS.slice(1)
@@ -212,6 +223,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
 export const MAX_TOKEN_EXPIRATION_SECONDS = 86_400;
 export const MIN_REFRESH_INTERVAL_MS = 1000;
+/** Unprivileged ports only: the agent runs without capabilities. */
+export const MIN_METRICS_PORT = 1024;
+export const MAX_METRICS_PORT = 65_535;
 const MIN_MEMORY_BYTES = 2 ** 20;
 export const MIN_FILE_MODE = 0o400;
 export const MAX_FILE_MODE = 0o777;
@@ -248,6 +262,8 @@ export interface PodOptions {
   runAsUser?: number;
   runAsGroup?: number;
   onChange?: OnChange;
+  /** Port of the sidecar's metrics server. */
+  metricsPort?: number;
 }
 
 export type ParseResult =
@@ -358,6 +374,20 @@ export function parseAnnotations(pod: Pod): ParseResult {
     else if (options.mode === 'init-only') {
       fail(ON_CHANGE_ANNOTATION, 'needs the sidecar, which mode init-only leaves out');
     } else options.onChange = parsed.value;
+  }
+
+  const metricsPort = get(METRICS_PORT_ANNOTATION);
+  if (metricsPort !== undefined) {
+    const port = /^\d+$/.test(metricsPort) ? Number(metricsPort) : NaN;
+    if (!(port >= MIN_METRICS_PORT && port <= MAX_METRICS_PORT)) {
+      fail(
+        METRICS_PORT_ANNOTATION,
+        `expected a port from ${MIN_METRICS_PORT} to ${MAX_METRICS_PORT}, ` +
+          `got ${quote(metricsPort)}`,
+      );
+    } else if (options.mode === 'init-only') {
+      fail(METRICS_PORT_ANNOTATION, 'needs the sidecar, which mode init-only leaves out');
+    } else options.metricsPort = port;
   }
 
   return problems.length > 0 ? { ok: false, problems } : { ok: true, options };

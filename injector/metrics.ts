@@ -18,6 +18,7 @@
  * who can reach the port can send a review, so namespace values are checked (a DNS label) and
  * capped at MAX_NAMESPACES; the rest are counted under `namespace=""`.
  */
+import { escapeLabelValue, formatNumber } from '../agent/prometheus.ts';
 
 export type ReviewResult = 'injected' | 'unchanged' | 'refused' | 'bad_request' | 'error';
 
@@ -37,7 +38,7 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
 /** Distinct namespaces counted by name; more than a cluster has, fewer than would hurt memory. */
 export const MAX_NAMESPACES = 10_000;
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export { escapeLabelValue, METRICS_CONTENT_TYPE } from '../agent/prometheus.ts';
 
 export interface InjectorMetrics {
   /** Counts one request to /mutate; `namespace` only for an injected pod. */
@@ -124,14 +125,4 @@ export function createInjectorMetrics(): InjectorMetrics {
       return lines.join('\n') + '\n';
     },
   };
-}
-
-/** Backslash, double quote and line feed are escaped in label values (text format 0.0.4). */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** Go-style float text: integers without a decimal point, no exponent for ordinary values. */
-function formatNumber(n: number): string {
-  return Number.isInteger(n) ? String(n) : String(Math.round(n * 1e9) / 1e9);
 }

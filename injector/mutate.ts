@@ -13,6 +13,7 @@
  *    native sidecars it is an init container with `restartPolicy: Always` right after
  *    `inject-init`, and a startup probe that holds back the containers after it until the agent
  *    has written the files. Without them it is an ordinary container appended to the pod.
+ *    With `metrics-port`, it serves /metrics on that port (container port `metrics`).
  * 3. A memory-backed emptyDir for the files: read-write in the agent, read-only in the app's
  *    containers and init containers (all of them, or those the `containers` annotation names).
  * 4. A projected volume, for the agent only, holding its own service-account tokens, the
@@ -36,6 +37,7 @@ import {
   isAbove,
   MODE_ANNOTATION,
   MOUNT_PATH_ANNOTATION,
+  METRICS_PORT_ANNOTATION,
   ON_CHANGE_ANNOTATION,
   parseAnnotations,
   type LogLevel,
@@ -247,6 +249,9 @@ function planInjection(pod: Pod, options: PodOptions, settings: InjectorSettings
   const { hasInit, sidecar } = chooseAgentContainers(options, spec, settings, warnings, fail);
   const { secretsVolume, tokenVolume } = chooseVolumeNames(pod, warnings);
   const shareProcessNamespace = checkOnChange(pod, options, sidecar, access, warnings, fail);
+  if (options.metricsPort !== undefined && sidecar === 'none') {
+    warnings.push(`${METRICS_PORT_ANNOTATION} has no effect: the pod gets no sidecar`);
+  }
 
   return {
     options,
@@ -751,13 +756,20 @@ function tokenVolume(plan: Plan): Volume {
   return { name: plan.tokenVolume, projected: { sources } };
 }
 
+/** A container port; pod.ts's Container leaves `ports` out, only the sidecar sets one. */
+interface ContainerPort {
+  name: string;
+  containerPort: number;
+  protocol: 'TCP';
+}
+
 function agentContainer(
   name: string,
   subcommand: 'init' | 'sidecar',
   plan: Plan,
   settings: InjectorSettings,
 ): Container {
-  const container: Container = {
+  const container: Container & { ports?: ContainerPort[] } = {
     name,
     image: settings.agentImage,
     imagePullPolicy: settings.imagePullPolicy,
@@ -775,6 +787,10 @@ function agentContainer(
   };
   if (plan.resources.requests || plan.resources.limits)
     container.resources = structuredClone(plan.resources);
+  if (subcommand === 'sidecar' && plan.options.metricsPort !== undefined) {
+    const port = plan.options.metricsPort;
+    container.ports = [{ name: 'metrics', containerPort: port, protocol: 'TCP' }];
+  }
   return container;
 }
 
@@ -808,6 +824,10 @@ function agentEnv(plan: Plan, subcommand: 'init' | 'sidecar'): EnvVar[] {
   // Only the sidecar notifies: the init container's write happens before the app starts.
   if (subcommand === 'sidecar' && plan.options.onChange !== undefined) {
     env.push({ name: 'ESA_ON_CHANGE', value: formatOnChange(plan.options.onChange) });
+  }
+  // All interfaces: a scraper reaches the pod IP; the metrics hold names only.
+  if (subcommand === 'sidecar' && plan.options.metricsPort !== undefined) {
+    env.push({ name: 'ESA_METRICS_ADDRESS', value: `0.0.0.0:${plan.options.metricsPort}` });
   }
   return env;
 }

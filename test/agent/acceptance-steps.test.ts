@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ProviderError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
+import { createAgentMetrics } from '../../agent/metrics.ts';
 import { loadProvider, type Provider } from '../../agent/providers/provider.ts';
 import { nextDelay } from '../../agent/refresh.ts';
 import { loadObjects, parseManifests } from '../../agent/render.ts';
@@ -195,7 +196,14 @@ describe('C11: refreshInterval "0" syncs once, except drift repair', () => {
 describe('C13: provider unreachable', () => {
   it('C13: keeps the last good Secret and files, reports the cause in status and a Warning Event, and recovers', async () => {
     const w = await world('C13.yaml');
-    assert.equal((await w.sync('c13')).ok, true);
+    // the registry the sidecar feeds from each pass (onPass), fed the same way here
+    const metrics = createAgentMetrics();
+    const errorLine = (n: number) =>
+      `externalsecret_sync_calls_error{name="c13",namespace="${NS}"} ${n}`;
+    const first = await w.sync('c13');
+    metrics.observePass(first);
+    assert.equal(first.ok, true);
+    assert.ok(metrics.render().split('\n').includes(errorLine(0)));
     const secretBefore = w.kube.object(paths.secret('c13'));
     const refreshTime = esOf(w, 'c13').status?.refreshTime;
 
@@ -206,8 +214,15 @@ describe('C13: provider unreachable', () => {
       ),
     );
     const out = await w.sync('c13');
+    metrics.observePass(out);
     assert.equal(out.ok, false);
     assert.equal(out.error?.code, 'ERR_PROVIDER');
+    const scraped = metrics.render().split('\n');
+    assert.ok(scraped.includes(errorLine(1)), 'externalsecret_sync_calls_error incremented');
+    assert.ok(scraped.includes(`externalsecret_sync_calls_total{name="c13",namespace="${NS}"} 2`));
+    const readyGauge =
+      `externalsecret_status_condition{name="c13",namespace="${NS}",condition="Ready"`;
+    assert.ok(scraped.includes(`${readyGauge},status="False"} 1`));
     assert.equal(typeof nextDelay(out, 1, { initialMs: 5_000, maxMs: 300_000 }), 'number');
     assert.deepEqual(w.kube.object(paths.secret('c13')), secretBefore);
     assert.deepEqual(w.files('c13'), { password: 'p1' });

@@ -137,3 +137,29 @@ describe('inClusterOptions', () => {
     );
   });
 });
+
+describe('ESA_METRICS_ADDRESS', () => {
+  it('is off by default and takes host:port, IPv6 in brackets', () => {
+    assert.equal(loadConfig(base).metricsAddress, undefined);
+    assert.deepEqual(loadConfig({ ...base, ESA_METRICS_ADDRESS: '0.0.0.0:9090' }).metricsAddress, {
+      host: '0.0.0.0',
+      port: 9090,
+    });
+    assert.deepEqual(loadConfig({ ...base, ESA_METRICS_ADDRESS: '[::]:9090' }).metricsAddress, {
+      host: '::',
+      port: 9090,
+    });
+  });
+
+  const bad = ['9090', ':9090', '0.0.0.0:0', '0.0.0.0:65536', '0.0.0.0:http', 'a b:1'];
+  for (const value of bad) {
+    it(`refuses "${value}", naming the variable`, () => {
+      assert.throws(
+        () => loadConfig({ ...base, ESA_METRICS_ADDRESS: value }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          /^ESA_METRICS_ADDRESS: expected host:port/.test(err.message),
+      );
+    });
+  }
+});

@@ -5,6 +5,8 @@
  * in its message.
  */
 
+import { parseDuration } from '../agent/duration.ts';
+
 const quantityPattern =
   /^(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 
@@ -42,35 +44,17 @@ export function parseQuantity(text: string): number | undefined {
   return Number.isFinite(value) ? value : undefined;
 }
 
-const durationUnitsMs: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  μs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
 /**
  * Parses a Go duration (`time.ParseDuration` syntax: `300ms`, `1.5h`, `2h45m`, a lone `0`) into
- * milliseconds. Signs are not accepted. Returns `undefined` for anything else, including a
- * number without a unit such as `60`.
+ * whole milliseconds, with the agent's parser (agent/duration.ts), so an annotation accepts
+ * exactly what the agent will. Signs and surrounding blanks are not accepted. Returns
+ * `undefined` for anything else, including a number without a unit such as `60`.
  */
 export function parseGoDurationMs(text: string): number | undefined {
-  if (text === '0') return 0;
-  if (text === '') return undefined;
-  // Sticky: each part must start where the previous one ended, so junk between parts fails.
-  const durationPart = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let total = 0;
-  while (durationPart.lastIndex < text.length) {
-    const match = durationPart.exec(text);
-    if (!match) return undefined;
-    const [, digits = '', unit = ''] = match;
-    const unitMs = durationUnitsMs[unit];
-    if (unitMs === undefined) return undefined;
-    total += Number(digits) * unitMs;
+  if (/^[+-]/.test(text) || text !== text.trim()) return undefined;
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
   }
-  return Number.isFinite(total) ? total : undefined;
 }

@@ -45,6 +45,7 @@
  * Endpoints: the SDK honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_STS (the tests point them at
  * moto), so nothing here sets an endpoint.
  */
+import { createHash } from 'node:crypto';
 import { fromTemporaryCredentials, fromWebToken } from '@aws-sdk/credential-providers';
 import {
   AgentError,
@@ -248,8 +249,8 @@ export async function awsClientConfig(
  * Chooses the base credentials and the role chain for a store, as the module comment
  * describes. Static keys are read here, once; tokens and sessions are fetched when a client
  * first needs keys. Throws ConfigError (auth incomplete), UnsupportedError (a foreign service
- * account, externalID or session tags with web identity) or NotFoundError (credentials Secret
- * or key missing).
+ * account, externalID or session tags with web identity) or ProviderError (credentials Secret
+ * or key missing: never NotFoundError, see store-credentials.ts).
  */
 export async function resolveAwsCredentials(
   aws: AwsProviderSpec,
@@ -263,19 +264,28 @@ export async function resolveAwsCredentials(
   const session = roleSessionName(ctx);
   const additional = (aws.additionalRoles ?? []).filter((r) => r !== '');
 
+  const shared = sessionsFor(sts, ctx.kube);
+  const chain = { sts, region, session, label, now, shared };
+
   // Static keys and the default chain: additionalRoles, then role (ESO's order).
-  const chainAfter = (base: AwsCredentialSource | undefined, mode: AuthMode): AwsCredentials => {
+  const chainAfter = (
+    base: AwsCredentialSource | undefined,
+    baseKey: string,
+    mode: AuthMode,
+  ): AwsCredentials => {
     const steps = [...additional.map((arn) => ({ RoleArn: arn })), ...roleStep(aws)];
     if (steps.length === 0) return { mode, ...(base ? { credentials: base } : {}), roles: [] };
     return {
       mode,
-      credentials: assumeChain(base, steps, { sts, region, session, label, now }),
+      credentials: assumeChain(base, `${region}|${session}|${baseKey}`, steps, chain),
       roles: steps.map((s) => s.RoleArn),
     };
   };
 
   if (aws.auth?.secretRef) {
-    return chainAfter(await staticCredentials(aws.auth.secretRef, label, ctx), 'secretRef');
+    const keys = await staticKeys(aws.auth.secretRef, label, ctx);
+    // Rotated keys in the Secret give another fingerprint, so another session.
+    return chainAfter(async () => keys, `static:${fingerprint(keys)}`, 'secretRef');
   }
 
   const tokenFile = ctx.config.providerTokenFile || ctx.env.AWS_WEB_IDENTITY_TOKEN_FILE;
@@ -286,12 +296,13 @@ export async function resolveAwsCredentials(
   } else if (aws.role && tokenFile) {
     web = { mode: 'tokenFile', roleArn: aws.role, token: () => readPodTokenFile(tokenFile, label) };
   }
-  if (!web) return chainAfter(undefined, 'default');
+  if (!web) return chainAfter(undefined, 'default', 'default');
 
   // Web identity: the role is the identity the token signs in as; additionalRoles follow.
   refuseAssumeRoleOptions(aws, label);
   const { roleArn, token } = web;
-  const login = memoize(async () => {
+  const webKey = `${region}|${session}|web:${web.mode}:${roleArn}:${web.mode === 'tokenFile' ? tokenFile : label}`;
+  const login = shared(webKey, () => memoize(async () => {
     const WebIdentityToken = await token();
     try {
       return await sts.assumeRoleWithWebIdentity(
@@ -306,13 +317,11 @@ export async function resolveAwsCredentials(
     } catch (err) {
       throw awsError(err, `${label}: cannot sign in as role ${roleArn} with web identity`);
     }
-  }, now);
+  }, now));
   const steps = additional.map((arn) => ({ RoleArn: arn }));
   return {
     mode: web.mode,
-    credentials: steps.length
-      ? assumeChain(login, steps, { sts, region, session, label, now })
-      : login,
+    credentials: steps.length ? assumeChain(login, webKey, steps, chain) : login,
     roles: [roleArn, ...additional],
   };
 }
@@ -355,13 +364,16 @@ function refuseAssumeRoleOptions(aws: AwsProviderSpec, label: string): void {
  */
 function assumeChain(
   base: AwsCredentialSource | undefined,
+  baseKey: string,
   steps: Omit<AssumeRoleInput, 'RoleSessionName' | 'DurationSeconds'>[],
-  c: { sts: StsApi; region: string; session: string; label: string; now: () => number },
+  c: { sts: StsApi; region: string; session: string; label: string; now: () => number; shared: SharedSessions },
 ): AwsCredentialSource {
   let signer = base;
+  let key = baseKey;
   for (const step of steps) {
     const previous = signer;
-    signer = memoize(async () => {
+    key = `${key}>${JSON.stringify(step)}`;
+    signer = c.shared(key, () => memoize(async () => {
       try {
         return await c.sts.assumeRole(
           { ...step, RoleSessionName: c.session, DurationSeconds: SESSION_SECONDS },
@@ -371,9 +383,42 @@ function assumeChain(
       } catch (err) {
         throw awsError(err, `${c.label}: cannot assume role ${step.RoleArn}`);
       }
-    }, c.now);
+    }, c.now));
   }
   return signer as AwsCredentialSource;
+}
+
+type SharedSessions = (key: string, make: () => AwsCredentialSource) => AwsCredentialSource;
+
+/**
+ * Signed-in sessions kept for the life of the process. Providers are rebuilt on every sync pass
+ * (agent/fetch.ts), so without this a sidecar would call STS once per ExternalSecret per
+ * refresh; with it, once per session, renewed RENEW_BEFORE_MS before it expires (and the token
+ * file is still read again at each sign-in). The key holds everything that decides the
+ * identity: region, session name, the base (static keys by fingerprint, the web-identity role
+ * and token source, or the default chain) and every role step. Sessions are kept apart per
+ * StsApi and per API client, so tests with their own fakes never share one.
+ */
+const sessionCache = new WeakMap<StsApi, WeakMap<object, Map<string, AwsCredentialSource>>>();
+
+function sessionsFor(sts: StsApi, kube: object): SharedSessions {
+  let byKube = sessionCache.get(sts);
+  if (!byKube) sessionCache.set(sts, (byKube = new WeakMap()));
+  let sessions = byKube.get(kube);
+  if (!sessions) byKube.set(kube, (sessions = new Map()));
+  const map = sessions;
+  return (key, make) => {
+    let source = map.get(key);
+    if (!source) map.set(key, (source = make()));
+    return source;
+  };
+}
+
+/** A one-way digest of static keys, so a cache key never holds a credential. */
+function fingerprint(keys: AwsKeys): string {
+  return createHash('sha256')
+    .update(`${keys.accessKeyId}\0${keys.secretAccessKey}\0${keys.sessionToken ?? ''}`)
+    .digest('hex');
 }
 
 /**
@@ -400,11 +445,11 @@ function roleSessionName(ctx: ProviderContext): string {
     .slice(0, 64);
 }
 
-async function staticCredentials(
+async function staticKeys(
   ref: NonNullable<NonNullable<AwsProviderSpec['auth']>['secretRef']>,
   label: string,
   ctx: ProviderContext,
-): Promise<AwsCredentialSource> {
+): Promise<AwsKeys> {
   if (!ref.accessKeyIDSecretRef || !ref.secretAccessKeySecretRef) {
     throw new ConfigError(
       `${label}: auth.secretRef needs accessKeyIDSecretRef and secretAccessKeySecretRef`,
@@ -418,8 +463,7 @@ async function staticCredentials(
   const sessionToken = ref.sessionTokenSecretRef
     ? await read('sessionTokenSecretRef', ref.sessionTokenSecretRef)
     : undefined;
-  const keys: AwsKeys = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
-  return async () => keys;
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
 }
 
 /** auth.jwt: the web-identity role and a token source (one TokenRequest per login). */

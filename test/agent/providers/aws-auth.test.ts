@@ -294,6 +294,48 @@ describe('aws token hygiene', () => {
     assert.deepEqual(tokens(), ['token-before-rotation', 'token-after-rotation']);
   });
 
+  it('keeps one session across passes and ExternalSecrets: a sign-in per session, not per build', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const sts = new FakeSts(() => now);
+    const file = tokenFile('token-1');
+    const kube = new FakeKube();
+    const spec: AwsProviderSpec = { region: REGION, role: arn('web-role'), additionalRoles: [arn('hop')] };
+    // Each pass of each ExternalSecret builds its provider anew (agent/fetch.ts).
+    const pass = async () =>
+      (await resolveAwsCredentials(spec, REGION,
+        context(spec, kube, testConfig({ ESA_PROVIDER_TOKEN_FILE: file })), { sts, now: () => now })).credentials!();
+
+    const first = await pass();
+    await pass();
+    await pass();
+    assert.deepEqual(sts.calls.map((c) => c.call), ['AssumeRoleWithWebIdentity', 'AssumeRole']);
+    assert.equal((await pass()).accessKeyId, first.accessKeyId, 'the same session');
+
+    writeFileSync(file, 'token-2\n');
+    now += 11 * 60_000; // within 5 minutes of the 15-minute session's end
+    await pass();
+    const logins = sts.calls.filter((c) => c.call === 'AssumeRoleWithWebIdentity');
+    assert.deepEqual(logins.map((c) => (c.input as WebIdentityInput).WebIdentityToken), ['token-1', 'token-2']);
+  });
+
+  it('starts another session when the static keys in the Secret change', async () => {
+    const sts = new FakeSts();
+    const kube = kubeWithKeys();
+    const spec: AwsProviderSpec = { region: REGION, auth: staticAuth, role: arn('target') };
+    const pass = async () =>
+      (await resolveAwsCredentials(spec, REGION, context(spec, kube), { sts })).credentials!();
+    await pass();
+    await pass();
+    assert.equal(sts.calls.length, 1);
+    kube.put(paths.secret('aws-credentials'), {
+      metadata: { name: 'aws-credentials', namespace: NS },
+      data: { 'access-key-id': Buffer.from('AKIAROTATED').toString('base64'),
+        'secret-access-key': Buffer.from('rotated-secret').toString('base64') },
+    });
+    await pass();
+    assert.deepEqual(sts.calls.map((c) => c.signedBy), ['AKIAIOSFODNN7EXAMPLE', 'AKIAROTATED']);
+  });
+
   it('requests a new 600 s token bound to the pod for each auth.jwt login', async () => {
     let now = Date.parse('2026-01-01T00:00:00Z');
     const sts = new FakeSts(() => now);

@@ -25,6 +25,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config.ts';
 import { AgentError } from './errors.ts';
+import { dumpManifests, loadManifests } from './kube-yaml.ts';
 import { createLogger } from './log.ts';
 import { MemoryKube } from './memory-kube.ts';
 import type { Provider, ProviderContext } from './providers/provider.ts';
@@ -287,26 +288,16 @@ export async function formatSecrets(secrets: Secret[], output: 'yaml' | 'json'):
     return `${JSON.stringify(doc, null, 2)}\n`;
   }
   if (secrets.length === 0) return '';
-  const yaml = await import('js-yaml');
-  return secrets.map((s) => yaml.dump(s, { lineWidth: -1, noRefs: true })).join('---\n');
+  return dumpManifests(secrets);
 }
 
 /**
- * Parses every document of a YAML (or JSON) text as kubectl does: sigs.k8s.io/yaml reads YAML
- * 1.1 scalars (go-yaml v2), so `yes`/`no`/`on`/`off` are booleans and `0777` is octal, where
- * js-yaml's default is YAML 1.2. Errors give the position, not the text.
+ * Parses every document of a YAML (or JSON) text as kubectl does (agent/kube-yaml.ts, shared
+ * with `inject`). Errors give the file and position, not the text.
  */
 export async function parseManifests(text: string, file: string): Promise<unknown[]> {
-  const yaml = await import('js-yaml');
   try {
-    // NOTE: go-yaml v2 keeps a timestamp-like scalar (2024-01-01) a string when it decodes into
-    // interface{}, as kubectl does; js-yaml's YAML 1.1 schema would make it a Date.
-    const timestampAsText = yaml.defineScalarTag('tag:yaml.org,2002:timestamp', {
-      resolve: (source) => source,
-      identify: () => false,
-    });
-    const schema = yaml.YAML11_SCHEMA.withTags(yaml.mergeTag, timestampAsText);
-    return yaml.loadAll(text, { schema });
+    return loadManifests(text);
   } catch (err) {
     const e = err as { reason?: string; mark?: { line?: number; column?: number } };
     const at = e.mark ? `:${(e.mark.line ?? 0) + 1}:${(e.mark.column ?? 0) + 1}` : '';

@@ -20,8 +20,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import * as yaml from 'js-yaml';
 import { ConfigError } from '../agent/errors.ts';
+import { dumpManifests, loadManifests, YAMLException } from '../agent/kube-yaml.ts';
 import { INJECT_LABEL } from './annotations.ts';
 import { parseInjectorConfig, SETTINGS } from './config.ts';
 import type { JsonPatchOp } from './json-patch.ts';
@@ -53,20 +53,6 @@ const SERVER_ONLY_FLAGS = new Set(['port', 'host', 'tls-cert-file', 'tls-key-fil
 const podSettings = Object.values(SETTINGS as Record<string, { flag: string; help: string }>)
   .filter((s) => !SERVER_ONLY_FLAGS.has(s.flag));
 
-/**
- * YAML 1.1 as kubectl reads it (sigs.k8s.io/yaml): `0644` is the octal 420 and `yes` is
- * true, as in YAML 1.1; but a timestamp stays a string and `12:30` is not a base-60 number
- * (js-yaml's YAML 1.1 schema would turn a `value: 12:30` into 750).
- */
-const notSexagesimal = <T>(tag: yaml.ScalarTagDefinition<T>): yaml.ScalarTagDefinition<T> => ({
-  ...tag,
-  resolve: (source, isExplicit, tagName) =>
-    source.includes(':') ? yaml.NOT_RESOLVED : tag.resolve(source, isExplicit, tagName),
-});
-const KUBECTL_YAML = new yaml.Schema(
-  yaml.YAML11_SCHEMA.tags.filter((t) => t !== yaml.timestampTag),
-).withTags(notSexagesimal(yaml.intYaml11Tag), notSexagesimal(yaml.floatYaml11Tag));
-
 /** One input: its name for messages (`-` is shown as `<stdin>`) and its text. */
 export interface ManifestInput {
   file: string;
@@ -96,7 +82,7 @@ export function injectManifests(
   for (const input of inputs) {
     let docs: unknown[];
     try {
-      docs = yaml.loadAll(input.text, { schema: KUBECTL_YAML, filename: input.file });
+      docs = loadManifests(input.text, input.file);
     } catch (err) {
       outcome.problems.push(`${input.file}: ${describeYamlError(err)}`);
       continue;
@@ -186,7 +172,7 @@ function applyAdds(target: unknown, patch: readonly JsonPatchOp[]): void {
  * the snippet quotes the file, which may hold a Secret's data.
  */
 function describeYamlError(err: unknown): string {
-  if (err instanceof yaml.YAMLException) {
+  if (err instanceof YAMLException) {
     const at = err.mark ? ` at line ${err.mark.line + 1}, column ${err.mark.column + 1}` : '';
     return `not valid YAML${at}: ${err.reason}`;
   }
@@ -305,7 +291,7 @@ function format(documents: unknown[], output: 'yaml' | 'json'): string {
     return JSON.stringify(value, null, 2) + '\n';
   }
   // noRefs: an anchor in the input is written out in full, as kubectl would send it.
-  return documents.map((d) => yaml.dump(d, { lineWidth: -1, noRefs: true })).join('---\n');
+  return dumpManifests(documents);
 }
 
 async function readAll(stream: AsyncIterable<string | Buffer>): Promise<string> {
